@@ -1,0 +1,11 @@
+"""`python -m app`: set up the environment on first use from a source checkout, then run the CLI."""
+
+import sys
+
+from app.bootstrap import ensure_environment
+
+if __name__ == "__main__":
+    ensure_environment(["-m", "app", *sys.argv[1:]])
+    from app.cli import main
+
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Qt-free core: images, studies, hanging, viewport state and display maths."""

@@ -1,0 +1,119 @@
+"""Studies: images grouped the way a reader expects to open them, and the series shown in one viewport."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.image import ImageInfo
+
+# Modalities whose single-frame files of one series are slices of a stack (one viewport, frame slider).
+STACKED_MODALITIES = {"MR", "CT", "PT", "NM"}
+MAMMO_NAME_TAG = re.compile(r"(?:^|[^A-Za-z])([LR])[-_ ]?(CC|MLO)(?:$|[^A-Za-z])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Series:
+    """What one viewport shows: one image file, or single-frame slices of one series in order."""
+
+    images: tuple[ImageInfo, ...]
+
+    @property
+    def first(self) -> ImageInfo:
+        return self.images[0]
+
+    @property
+    def identity(self) -> str:
+        return "|".join(info.identity for info in self.images)
+
+    @property
+    def label(self) -> str:
+        return self.first.label
+
+
+@dataclass(frozen=True)
+class Study:
+    """One patient visit as the reader sees it in the study list."""
+
+    key: str
+    title: str
+    series: tuple[Series, ...]
+
+    @property
+    def images(self) -> tuple[ImageInfo, ...]:
+        return tuple(info for series in self.series for info in series.images)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(sorted({info.modality for info in self.images if info.modality}))
+
+    @property
+    def is_mammography(self) -> bool:
+        return any(info.modality == "MG" or info.is_mammogram_view for info in self.images)
+
+    @property
+    def patient_name(self) -> str:
+        return self.series[0].first.patient_name if self.series else ""
+
+
+def mammo_tag_from_name(name: str) -> tuple[str, str, str] | None:
+    """(laterality, view, exam prefix) from names like `0_L-CC.png`, `L_CC`, `patient7 RMLO`."""
+    stem = Path(name).stem
+    match = MAMMO_NAME_TAG.search(stem)
+    if not match:
+        return None
+    prefix = stem[: match.start()].strip(" _-.")
+    return match.group(1).upper(), match.group(2).upper(), prefix
+
+
+def group_into_studies(images: list[ImageInfo]) -> list[Study]:
+    """DICOM files by StudyInstanceUID; other files by folder and the exam prefix of their names.
+
+    A raster file whose name carries no view tag is a study of its own.
+    """
+    groups: dict[str, list[ImageInfo]] = defaultdict(list)
+    for info in images:
+        groups[_study_key(info)].append(info)
+    studies = [Study(key=key, title=_title(members), series=_series_of(members)) for key, members in groups.items()]
+    return sorted(studies, key=lambda s: s.title.lower())
+
+
+def _study_key(info: ImageInfo) -> str:
+    if info.source_format == "dicom" and info.study_uid:
+        return f"dicom:{info.study_uid}"
+    if info.source_format == "dicom":
+        return f"file:{info.path.resolve()}"
+    tag = mammo_tag_from_name(info.path.name)
+    if tag is None:
+        return f"file:{info.path.resolve()}"
+    return f"folder:{info.path.parent.resolve()}:{tag[2]}"
+
+
+def _title(members: list[ImageInfo]) -> str:
+    first = members[0]
+    if first.source_format == "dicom":
+        parts = [first.study_description or "DICOM study", first.study_date]
+        modalities = "/".join(sorted({m.modality for m in members if m.modality}))
+        return " ".join(p for p in (modalities, *parts) if p)
+    if len(members) == 1 and not mammo_tag_from_name(first.path.name):
+        return first.path.name
+    tag = mammo_tag_from_name(first.path.name)
+    exam = f" exam {tag[2]}" if tag and tag[2] else ""
+    return f"{first.path.parent.name}{exam}"
+
+
+def _series_of(members: list[ImageInfo]) -> tuple[Series, ...]:
+    stacks: dict[tuple, list[ImageInfo]] = defaultdict(list)
+    singles: list[Series] = []
+    for info in members:
+        if info.modality in STACKED_MODALITIES and info.frames == 1 and info.series_uid:
+            stacks[(info.series_uid, info.rows, info.columns)].append(info)
+        else:
+            singles.append(Series((info,)))
+    for slices in stacks.values():
+        slices.sort(key=lambda i: (i.instance_number is None, i.instance_number or 0, i.path.name))
+        singles.append(Series(tuple(slices)))
+    singles.sort(key=lambda s: (s.first.series_uid or "", s.first.instance_number or 0, s.first.path.name))
+    return tuple(singles)

@@ -1,0 +1,1 @@
+"""Qt-free loaders: files and folders to `ImageInfo`, decoded `LoadedImage` and studies."""

@@ -1,0 +1,228 @@
+"""One viewport: draws a `ViewportState` with pyqtgraph and turns mouse gestures into state changes.
+
+Left drag pans, right drag sets window/level, the wheel zooms about the pointer, double-click
+asks the study view to enlarge this viewport. Corner text shows laterality and view, W/L, zoom.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.core.viewport_state import Change, ViewportState
+
+CORNER_STYLE = "color: #f2e7a0; background: rgba(0, 0, 0, 150); font-size: 12px; padding: 1px 3px;"
+LABEL_STYLE = "color: #f2e7a0; background: rgba(0, 0, 0, 150); font-size: 15px; font-weight: 600; padding: 1px 3px;"
+WHEEL_STEP = 1.15
+
+
+class NotifyingImageItem(pg.ImageItem):
+    """An ImageItem that says when it has painted its current image (for 'drawn' and benchmarks)."""
+
+    def __init__(self, on_painted) -> None:
+        super().__init__(axisOrder="row-major", autoDownsample=True)
+        self._on_painted = on_painted
+
+    def paint(self, painter, *args) -> None:
+        super().paint(painter, *args)
+        if self.image is not None:
+            self._on_painted()
+
+
+class ImageCanvas(pg.GraphicsView):
+    """The drawing surface; forwards mouse gestures to its viewport in screen pixels."""
+
+    def __init__(self, viewport: ViewportWidget) -> None:
+        super().__init__(background="k")
+        self._viewport = viewport
+        self._last: QtCore.QPointF | None = None
+        self._button = QtCore.Qt.MouseButton.NoButton
+        self.setAcceptDrops(False)
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:
+        self._last, self._button = event.position(), event.button()
+        self._viewport.activated.emit(self._viewport)
+        event.accept()
+
+    def mouseMoveEvent(self, event: QtGui.QMouseEvent) -> None:
+        if self._last is None:
+            return
+        delta = event.position() - self._last
+        self._last = event.position()
+        self._viewport.drag(self._button, delta.x(), delta.y())
+        event.accept()
+
+    def mouseReleaseEvent(self, event: QtGui.QMouseEvent) -> None:
+        self._last, self._button = None, QtCore.Qt.MouseButton.NoButton
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event: QtGui.QMouseEvent) -> None:
+        self._viewport.enlarge_requested.emit(self._viewport)
+        event.accept()
+
+    def wheelEvent(self, event: QtGui.QWheelEvent) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            at = (event.position().x() / max(self.width(), 1), event.position().y() / max(self.height(), 1))
+            self._viewport.zoom(WHEEL_STEP**steps, at)
+        event.accept()
+
+
+class ViewportWidget(QtWidgets.QFrame):
+    """A cell of the hanging: empty with its label, or an image with corner text and frame slider."""
+
+    activated = QtCore.Signal(object)
+    enlarge_requested = QtCore.Signal(object)
+    painted = QtCore.Signal(object)
+
+    def __init__(self, label: str, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.label = label
+        self.state: ViewportState | None = None
+        self.has_painted = False
+        self.setObjectName("viewport")
+        self.setFrameShape(QtWidgets.QFrame.Shape.Box)
+        self.set_active(False)
+        self.canvas = ImageCanvas(self)
+        self.view_box = pg.ViewBox(enableMouse=False, enableMenu=False, invertY=True, defaultPadding=0)
+        self.canvas.setCentralItem(self.view_box)
+        self.image_item = NotifyingImageItem(self._on_item_painted)
+        self.view_box.addItem(self.image_item)
+        self.frame_slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.frame_slider.setVisible(False)
+        self.frame_slider.valueChanged.connect(self._on_slider)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(1, 1, 1, 1)
+        layout.setSpacing(0)
+        layout.addWidget(self.canvas, 1)
+        layout.addWidget(self.frame_slider)
+        self.corners = {name: self._corner_label() for name in ("tl", "tr", "bl", "br")}
+        self.corners["tl"].setStyleSheet(LABEL_STYLE)
+        self.placeholder = QtWidgets.QLabel(self.canvas)
+        self.placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setStyleSheet("color: #8a8a8a; font-size: 16px; background: transparent;")
+        self.show_placeholder(f"{label}\nnot in this study")
+        self.show_patient_name = False
+
+    # ---- binding to the state ------------------------------------------------------------------
+    def bind(self, state: ViewportState) -> None:
+        self.state = state
+        self.placeholder.hide()
+        frames = state.image.frame_count
+        self.frame_slider.setVisible(frames > 1)
+        self.frame_slider.setRange(0, frames - 1)
+        state.changed.connect(self._on_state_changed)
+        state.set_viewport_size(self.canvas.width(), self.canvas.height())
+        self._draw_image()
+        self._draw_geometry()
+        self._update_corners()
+
+    def unbind(self) -> None:
+        if self.state is not None:
+            self.state.changed.disconnect(self._on_state_changed)
+        self.state = None
+
+    def show_placeholder(self, text: str) -> None:
+        self.placeholder.setText(text)
+        self.placeholder.show()
+        self._place_overlays()
+
+    def _on_state_changed(self, change: Change) -> None:
+        if change.kind in ("window", "preset", "invert"):
+            self._apply_transfer()
+        elif change.kind == "frame":
+            self._draw_image()
+            with QtCore.QSignalBlocker(self.frame_slider):
+                self.frame_slider.setValue(self.state.frame)
+        else:
+            self._draw_geometry()
+        self._update_corners()
+
+    def _draw_image(self) -> None:
+        state = self.state
+        transfer = state.transfer()
+        self.image_item.setImage(state.image.frame(state.frame), autoLevels=False,
+                                 levels=transfer.levels, lut=transfer.lut)
+        width, height = state.image_size
+        flip = QtGui.QTransform()
+        flip.translate(width if state.flip_h else 0, height if state.flip_v else 0)
+        flip.scale(-1 if state.flip_h else 1, -1 if state.flip_v else 1)
+        self.image_item.setTransform(flip)
+        with QtCore.QSignalBlocker(self.frame_slider):
+            self.frame_slider.setValue(state.frame)
+
+    def _apply_transfer(self) -> None:
+        transfer = self.state.transfer()
+        self.image_item.setLookupTable(transfer.lut, update=False)
+        self.image_item.setLevels(transfer.levels)
+
+    def _draw_geometry(self) -> None:
+        x, y, w, h = self.state.visible_rect()
+        self.view_box.setRange(QtCore.QRectF(x, y, w, h), padding=0)
+
+    def _update_corners(self) -> None:
+        state, info = self.state, self.state.image.info
+        self.corners["tl"].setText(info.label)
+        right = [info.patient_name] if self.show_patient_name and info.patient_name else []
+        right.append(info.modality)
+        self.corners["tr"].setText("\n".join(t for t in right if t))
+        self.corners["bl"].setText(state.window_text() + (" inverted" if state.invert else ""))
+        frame = f"frame {state.frame + 1}/{state.image.frame_count}  " if state.image.frame_count > 1 else ""
+        self.corners["br"].setText(frame + state.zoom_text())
+        for label in self.corners.values():
+            label.adjustSize()
+        self._place_overlays()
+
+    # ---- gestures from the canvas --------------------------------------------------------------
+    def drag(self, button: QtCore.Qt.MouseButton, dx: float, dy: float) -> None:
+        if self.state is None:
+            return
+        if button == QtCore.Qt.MouseButton.LeftButton:
+            self.state.pan_by(dx, dy)
+        elif button == QtCore.Qt.MouseButton.RightButton:
+            self.state.drag_window(dx, dy)
+
+    def zoom(self, factor: float, at: tuple[float, float]) -> None:
+        if self.state is not None:
+            self.state.zoom_by(factor, at)
+
+    def _on_slider(self, value: int) -> None:
+        if self.state is not None:
+            self.state.set_frame(value)
+
+    def set_active(self, active: bool) -> None:
+        colour = "#3d7bd9" if active else "#202020"
+        self.setStyleSheet(f"QFrame#viewport {{ border: 1px solid {colour}; background: black; }}")
+
+    def _on_item_painted(self) -> None:
+        if not self.has_painted:
+            self.has_painted = True
+            self.painted.emit(self)
+
+    # ---- layout of overlays ------------------------------------------------------------------
+    def _corner_label(self) -> QtWidgets.QLabel:
+        label = QtWidgets.QLabel(self.canvas)
+        label.setStyleSheet(CORNER_STYLE)
+        label.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        return label
+
+    def resizeEvent(self, event: QtGui.QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.state is not None:
+            self.state.set_viewport_size(self.canvas.width(), self.canvas.height())
+        self._place_overlays()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        if self.state is not None:
+            self.state.set_viewport_size(self.canvas.width(), self.canvas.height())
+        self._place_overlays()
+
+    def _place_overlays(self) -> None:
+        w, h, m = self.canvas.width(), self.canvas.height(), 6
+        c = self.corners
+        c["tl"].move(m, m)
+        c["tr"].move(w - c["tr"].width() - m, m)
+        c["bl"].move(m, h - c["bl"].height() - m)
+        c["br"].move(w - c["br"].width() - m, h - c["br"].height() - m)
+        self.placeholder.setGeometry(0, 0, w, h)
