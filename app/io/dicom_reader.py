@@ -14,7 +14,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, get_decoder
+from pydicom.pixels import apply_color_lut, apply_voi, get_decoder
 from pydicom.uid import UID
 
 from app.core.display import VoiLut, Window
@@ -167,23 +167,21 @@ def _window_presets(ds: Dataset) -> tuple[WindowPreset, ...]:
 
 
 def _with_voi_luts(info: ImageInfo, ds: Dataset) -> ImageInfo:
-    """VOI LUT Sequence items become presets; they need the decoded dataset, so are read here."""
+    """VOI LUT Sequence items become the first presets; pydicom's `apply_voi` reads each table."""
     luts = []
-    for i, item in enumerate(ds.get("VOILUTSequence", [])):
+    for index, item in enumerate(ds.get("VOILUTSequence", [])):
         try:
             count, first, bits = (int(v) for v in item.LUTDescriptor)
-            table = np.asarray(item.LUTData if isinstance(item.LUTData, (list, MultiValue)) else
-                               np.frombuffer(item.LUTData, dtype="<u2" if bits > 8 else "u1"))
-        except (AttributeError, ValueError, TypeError):
+            count = count or 65536
+            if first >= 1 << 15 and ds.get("PixelRepresentation", 0) == 1:
+                first -= 1 << 16  # first value mapped is signed for signed pixel data
+            inputs = np.arange(first, first + count, dtype=np.int32 if first < 0 else np.uint32)
+            table = np.asarray(apply_voi(inputs, ds, index=index), dtype=np.int64)
+        except (AttributeError, ValueError, TypeError, NotImplementedError):
             continue
-        count = count or 65536
-        if first >= 1 << 15 and ds.get("PixelRepresentation", 0) == 1:
-            first -= 1 << 16
-        explanation = str(item.get("LUTExplanation", "") or f"VOI LUT {i + 1}")
-        luts.append(WindowPreset(explanation, voi_lut=VoiLut(first, table[:count].astype(np.int64), bits, explanation)))
-    if not luts:
-        return info
-    return replace(info, window_presets=(*luts, *info.window_presets))
+        explanation = str(item.get("LUTExplanation", "") or f"VOI LUT {index + 1}")
+        luts.append(WindowPreset(explanation, voi_lut=VoiLut(first, table, bits, explanation)))
+    return replace(info, window_presets=(*luts, *info.window_presets)) if luts else info
 
 
 def _laterality(ds: Dataset) -> str | None:

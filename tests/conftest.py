@@ -1,0 +1,53 @@
+"""Shared fixtures: offscreen Qt, isolated settings, pydicom's bundled files, ../shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pydicom  # noqa: E402
+import pytest  # noqa: E402
+
+SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+def pydicom_file(name: str) -> Path:
+    """A test file that ships inside the pydicom package (never downloaded)."""
+    path = PYDICOM_FILES / name
+    if not path.is_file():
+        pytest.skip(f"pydicom does not ship {name}")
+    return path
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    if not SHARED_DATASETS.is_dir():
+        pytest.skip("../shared/datasets is not present")
+    return SHARED_DATASETS
+
+
+@pytest.fixture
+def app_settings(tmp_path):
+    """Settings in a temporary ini file, so tests never touch the user's."""
+    from PySide6 import QtCore
+
+    from app.ui.settings import AppSettings
+
+    return AppSettings(QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.Format.IniFormat))
+
+
+@pytest.fixture
+def main_window(qtbot, app_settings):
+    from app.ui.application import create_application
+    from app.ui.main_window import MainWindow
+
+    create_application()
+    window = MainWindow(settings=app_settings)
+    qtbot.addWidget(window)
+    window.resize(1200, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    return window

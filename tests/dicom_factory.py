@@ -1,0 +1,57 @@
+"""Writes small but real DICOM files for tests, with exactly the attributes a test needs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+
+def write_dicom(path: Path, pixels: np.ndarray, **attributes) -> Path:
+    """Grey pixels (H, W) or frames (F, H, W); `attributes` are DICOM keywords set last."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality = "OT"
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    if pixels.ndim == 3:
+        ds.NumberOfFrames = pixels.shape[0]
+    ds.Rows, ds.Columns = pixels.shape[-2:]
+    bits = 16 if pixels.dtype.itemsize == 2 else 8
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, bits, bits - 1
+    ds.PixelRepresentation = 1 if pixels.dtype.kind == "i" else 0
+    for keyword, value in attributes.items():
+        setattr(ds, keyword, value)
+    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def four_view_phantom(folder: Path, size: tuple[int, int] = (240, 180)) -> dict[str, Path]:
+    """Four MG views stored chest wall at column 0 (Patient Orientation 'A'), each a distinct grey.
+
+    Tissue fills the half of each image next to the chest wall; the far half is black.
+    Returns paths by "R CC", "L CC", "R MLO", "L MLO".
+    """
+    rows, cols = size
+    study = generate_uid()
+    grey = {"R CC": 1000, "L CC": 2000, "R MLO": 3000, "L MLO": 4000}
+    paths = {}
+    for number, (label, value) in enumerate(grey.items(), start=1):
+        laterality, view = label.split()
+        pixels = np.zeros((rows, cols), np.uint16)
+        pixels[:, : cols // 2] = value
+        column_direction = {"CC": {"R": "L", "L": "R"}, "MLO": {"R": "F", "L": "F"}}[view][laterality]
+        paths[label] = write_dicom(
+            folder / f"view{number}.dcm", pixels, Modality="MG", StudyInstanceUID=study,
+            ImageLaterality=laterality, ViewPosition=view, PatientOrientation=["A", column_direction],
+            WindowCenter=2048, WindowWidth=4096, InstanceNumber=number, BitsStored=12, HighBit=11,
+        )
+    return paths

@@ -1,0 +1,93 @@
+"""Display maths against DICOM's definitions and pydicom's reference implementations."""
+
+import numpy as np
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from app.core.display import (
+    DisplayTransfer,
+    VoiLut,
+    Window,
+    apply_window,
+    auto_window,
+    stored_to_modality,
+    transfer_for_voi_lut,
+    transfer_for_window,
+)
+
+
+def test_window_bounds_follow_dicom_linear_function():
+    # PS3.3 C.11.2.1.2: black at or below c - 0.5 - (w - 1) / 2, white above c - 0.5 + (w - 1) / 2
+    assert Window(2048, 4096).bounds == (0.0, 4095.0)
+    assert Window(40, 400).bounds == (-160.0, 239.0)
+    assert Window.from_bounds(*Window(40, 400).bounds) == Window(40, 400)
+
+
+def test_apply_window_matches_pydicom_linear_voi():
+    ds = Dataset()
+    ds.BitsStored, ds.PixelRepresentation, ds.PhotometricInterpretation = 12, 0, "MONOCHROME2"
+    ds.WindowCenter, ds.WindowWidth, ds.VOILUTFunction = 1000, 600, "LINEAR"
+    values = np.arange(0, 4096, 7, dtype=np.uint16)
+    expected = apply_voi_lut(values.copy(), ds) / 4095.0
+    ours = apply_window(values.astype(float), Window(1000, 600))
+    assert np.allclose(ours, expected, atol=1e-6)
+
+
+def test_modality_rescale_matches_pydicom():
+    ds = Dataset()
+    ds.RescaleSlope, ds.RescaleIntercept, ds.PixelRepresentation, ds.BitsStored = 2.5, -1024, 0, 16
+    stored = np.array([0, 1, 100, 4095], dtype=np.uint16)
+    assert np.allclose(stored_to_modality(stored, 2.5, -1024), apply_modality_lut(stored, ds))
+
+
+def test_window_transfer_maps_stored_values_through_rescale():
+    # CT-like: stored = (HU + 1024); a soft-tissue window 40/400 shows -160 HU black, 240 HU white
+    transfer = transfer_for_window(Window(40, 400), slope=1.0, intercept=-1024.0, inverse=False)
+    stored = np.array([0, 1024 - 161, 1024 + 40, 1024 + 241, 4000], dtype=np.uint16)
+    grey = transfer.apply(stored)
+    assert grey[0] == 0 and grey[1] == 0
+    assert grey[3] == 255 and grey[4] == 255
+    assert 120 <= grey[2] <= 135
+
+
+def test_inverse_transfer_is_the_mirror_image():
+    stored = np.arange(0, 4096, 13, dtype=np.uint16)
+    window = Window(2000, 3000)
+    normal = transfer_for_window(window, slope=1, intercept=0, inverse=False).apply(stored)
+    inverse = transfer_for_window(window, slope=1, intercept=0, inverse=True).apply(stored)
+    assert np.array_equal(inverse.astype(int), 255 - normal.astype(int))
+
+
+def test_voi_lut_transfer_matches_pydicom_voi_lut_sequence():
+    ds = Dataset()
+    ds.BitsStored, ds.PixelRepresentation, ds.PhotometricInterpretation = 12, 0, "MONOCHROME2"
+    item = Dataset()
+    table = (np.sqrt(np.linspace(0, 1, 2048)) * 4095).astype(np.uint16)
+    item.LUTDescriptor = [2048, 1000, 12]
+    item.LUTData = table.tolist()
+    ds.VOILUTSequence = [item]
+    stored = np.arange(0, 4096, 3, dtype=np.uint16)
+    expected = apply_voi_lut(stored.copy(), ds).astype(float)
+    voi = VoiLut(first_mapped=1000, table=table.astype(np.int64), bits=12)
+    assert np.array_equal(voi.apply(stored.astype(float)), expected)
+    transfer = transfer_for_voi_lut(voi, stored_range=(0, 4095), slope=1, intercept=0, inverse=False)
+    assert np.array_equal(transfer.apply(stored), np.round(expected * 255 / 4095).astype(np.uint8))
+
+
+def test_display_transfer_follows_pyqtgraph_lut_indexing():
+    transfer = DisplayTransfer(levels=(0.0, 256.0), lut=np.arange(256, dtype=np.uint8))
+    assert np.array_equal(transfer.apply(np.arange(256)), np.arange(256))
+
+
+def test_window_width_below_one_is_clamped_and_nonfinite_refused():
+    assert Window(10, 0).width == 1
+    with pytest.raises(ValueError):
+        Window(float("nan"), 10)
+
+
+def test_auto_window_ignores_black_background():
+    image = np.zeros((400, 400), np.uint16)
+    image[:, :200] = np.linspace(1000, 3000, 200, dtype=np.uint16)[None, :]
+    low, high = auto_window(image, slope=1, intercept=0).bounds
+    assert 990 <= low <= 1020 and 2980 <= high <= 3010
