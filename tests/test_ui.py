@@ -202,3 +202,41 @@ def test_screenshot_of_nothing_readable_exits_nonzero(tmp_path):
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 1 and (tmp_path / "s.png").exists()
     assert "nothing could be opened" in result.stderr
+
+
+def test_switching_studies_replaces_every_viewport(qtbot, main_window, tmp_path):
+    four_view_phantom(tmp_path / "mg")
+    write_dicom(tmp_path / "us" / "us.dcm", np.full((32, 32), 77, np.uint8), Modality="US")
+    open_and_wait(qtbot, main_window, [tmp_path])
+    us_row = next(i for i, s in enumerate(main_window.studies) if not s.is_mammography)
+    main_window.study_list.setCurrentRow(us_row)
+    qtbot.waitUntil(lambda: main_window.study_view.is_fully_painted and not main_window.loader.busy, timeout=10000)
+    visible = [w for w in main_window.study_view.findChildren(QtWidgets.QFrame, "viewport") if w.isVisible()]
+    assert len(visible) == 1 and visible[0].state.image.info.modality == "US"
+    assert visible[0].width() > main_window.study_view.width() * 0.9  # fills the reading area
+
+
+def test_a_long_reading_session_exits_cleanly(tmp_path):
+    """Thousands of frame steps and window changes, then a normal exit (no crash at shutdown)."""
+    script = """
+import sys
+from PySide6 import QtCore
+from app.ui.application import create_application
+from app.ui.main_window import MainWindow
+from app.ui.settings import AppSettings
+from tests.conftest import pydicom_file
+app = create_application()
+window = MainWindow(AppSettings(QtCore.QSettings(sys.argv[1], QtCore.QSettings.Format.IniFormat)))
+window.show()
+window.open_paths([pydicom_file("examples_ybr_color.dcm")])
+while not (window.scan_done and not window.loader.busy and window.study_view.is_fully_painted):
+    app.processEvents()
+for step in range(3000):
+    window.actions["next_frame" if step % 60 < 30 else "previous_frame"].trigger()
+    window.actions["patient_name"].trigger()
+window.close()
+"""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.ini")], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

@@ -98,3 +98,14 @@ def test_changing_the_state_notifies_observers_once():
     with state.changed.blocker():
         state.fit()
     assert seen == ["window"]
+
+
+def test_linked_viewports_fit_at_one_common_scale():
+    small, large = make_state(width=200, height=100), make_state(width=400, height=400)
+    assert small.effective_scale == pytest.approx(2.0) and large.effective_scale == pytest.approx(1.0)
+    link = ViewportLink(enabled=True)
+    link.add(small)
+    link.add(large)
+    assert small.effective_scale == pytest.approx(1.0) == large.effective_scale
+    link.enabled = False
+    assert small.effective_scale == pytest.approx(2.0)

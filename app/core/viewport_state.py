@@ -54,6 +54,7 @@ class ViewportState:
         self.scale: float | None = None  # screen pixels per image pixel; None fits the viewport
         self.center: tuple[float, float] | None = None
         self.viewport_size = (1.0, 1.0)
+        self.fit_peers: list[ViewportState] = []  # linked viewports fit at one common scale
         self.changed = Signal()
 
     # ---- derived -----------------------------------------------------------------------------
@@ -62,9 +63,14 @@ class ViewportState:
         return self.image.width, self.image.height
 
     @property
-    def fit_scale(self) -> float:
+    def own_fit_scale(self) -> float:
         (vw, vh), (w, h) = self.viewport_size, self.image_size
         return max(min(vw / w, vh / h), 1e-6)
+
+    @property
+    def fit_scale(self) -> float:
+        """The scale that fits this image, or every linked image at one scale so sizes compare."""
+        return min([self.own_fit_scale, *(peer.own_fit_scale for peer in self.fit_peers)])
 
     @property
     def effective_scale(self) -> float:
@@ -195,19 +201,45 @@ LINKED_KINDS = {"window", "preset", "invert", "zoom", "pan", "fit", "one_to_one"
 
 
 class ViewportLink:
-    """Repeats window, invert, zoom and pan gestures of one viewport in the others while enabled."""
+    """Repeats window, invert, zoom and pan gestures of one viewport in the others while enabled,
+    and makes linked viewports fit at one common scale."""
 
     def __init__(self, enabled: bool) -> None:
         self.states: list[ViewportState] = []
-        self.enabled = enabled
+        self._enabled = enabled
         self._repeating = False
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, enabled: bool) -> None:
+        self._enabled = enabled
+        self._share_fit_scale()
 
     def add(self, state: ViewportState) -> None:
         self.states.append(state)
         state.changed.connect(lambda change: self._on_change(state, change))
+        self._share_fit_scale()
+
+    def _share_fit_scale(self) -> None:
+        for state in self.states:
+            state.fit_peers = [s for s in self.states if s is not state] if self._enabled else []
+        for state in self.states:
+            state.changed.emit(Change("resize"))
 
     def _on_change(self, source: ViewportState, change: Change) -> None:
-        if not self.enabled or self._repeating or change.kind not in LINKED_KINDS:
+        if change.kind == "resize" and self._enabled and not self._repeating:
+            self._repeating = True  # a peer's size changes the common fit: redraw the others
+            try:
+                for state in self.states:
+                    if state is not source:
+                        state.changed.emit(Change("resize"))
+            finally:
+                self._repeating = False
+            return
+        if not self._enabled or self._repeating or change.kind not in LINKED_KINDS:
             return
         self._repeating = True
         try:

@@ -21,6 +21,11 @@ def create_application() -> QtWidgets.QApplication:
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setApplicationName("RadLens")
     app.setOrganizationName("RadLens")
+    from PySide6 import QtGui
+
+    from app.paths import resource_path
+
+    app.setWindowIcon(QtGui.QIcon(str(resource_path("radlens.svg"))))
     return app
 
 

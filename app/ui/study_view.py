@@ -46,6 +46,8 @@ class StudyView(QtWidgets.QWidget):
     def clear(self) -> None:
         for viewport in self.viewports:
             viewport.unbind()
+            self.grid.removeWidget(viewport)
+            viewport.hide()
             viewport.deleteLater()
         self.viewports, self._by_series, self._expected = [], {}, set()
         self.active, self._enlarged = None, None
@@ -68,10 +70,10 @@ class StudyView(QtWidgets.QWidget):
                 self._by_series[cell.series.identity] = viewport
                 self._expected.add(cell.series.identity)
                 viewport.show_placeholder(f"{cell.label}\nloading…")
-        for row in range(hanging.rows):
-            self.grid.setRowStretch(row, 1)
-        for column in range(hanging.columns):
-            self.grid.setColumnStretch(column, 1)
+        for row in range(max(hanging.rows, self.grid.rowCount())):
+            self.grid.setRowStretch(row, 1 if row < hanging.rows else 0)
+        for column in range(max(hanging.columns, self.grid.columnCount())):
+            self.grid.setColumnStretch(column, 1 if column < hanging.columns else 0)
         if self.viewports:
             self.set_active(self.viewports[0])
 
