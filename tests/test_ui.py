@@ -240,3 +240,15 @@ window.close()
     result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.ini")], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_without_a_display_the_app_says_so_and_a_screenshot_still_renders(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env.update(XDG_CACHE_HOME=str(tmp_path / "cache"), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    window = subprocess.run([sys.executable, "-m", "app", "demo"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert window.returncode == 2 and "no display found" in window.stderr
+    shot = subprocess.run([sys.executable, "-m", "app", "demo", "--screenshot", str(tmp_path / "s.png")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert shot.returncode == 0, shot.stderr[-2000:]
+    assert (tmp_path / "s.png").stat().st_size > 10_000

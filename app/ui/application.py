@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import logging
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -29,8 +31,40 @@ def create_application() -> QtWidgets.QApplication:
     return app
 
 
+# Libraries Qt's X11 plugin loads on Linux and that minimal systems lack (Debian/Ubuntu names).
+XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4", "xcb-keysyms": "libxcb-keysyms1",
+                 "xkbcommon-x11": "libxkbcommon-x11-0", "xcb-image": "libxcb-image0",
+                 "xcb-render-util": "libxcb-render-util0", "EGL": "libegl1"}
+
+
+def display_problem(screenshot: bool) -> str | None:
+    """Why no window can open here, in words a user can act on; None when it can.
+
+    A screenshot needs no screen: with none, it renders offscreen.
+    """
+    if os.environ.get("QT_QPA_PLATFORM") or sys.platform != "linux":
+        return None
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        if screenshot:
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"
+            return None
+        return ("no display found (DISPLAY is not set). Run RadLens on a desktop, or add "
+                "--screenshot OUT.png to render a study without a screen.")
+    if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
+        return None
+    missing = [pkg for lib, pkg in XCB_LIBRARIES.items() if ctypes.util.find_library(lib) is None]
+    if missing:
+        return ("Qt needs system libraries that are missing: install them with\n"
+                f"  sudo apt-get install {' '.join(missing)}")
+    return None
+
+
 def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = None,
                size: tuple[int, int] | None = None) -> int:
+    problem = display_problem(screenshot is not None)
+    if problem:
+        print(f"radlens: {problem}", file=sys.stderr)
+        return 2
     app = create_application()
     from app.ui.main_window import MainWindow
 
