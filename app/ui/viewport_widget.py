@@ -167,8 +167,11 @@ class ViewportWidget(QtWidgets.QFrame):
         right.append(info.modality)
         self.corners["tr"].setText("\n".join(t for t in right if t))
         self.corners["bl"].setText(state.window_text() + (" inverted" if state.invert else ""))
-        frame = f"frame {state.frame + 1}/{state.image.frame_count}  " if state.image.frame_count > 1 else ""
-        self.corners["br"].setText(frame + state.zoom_text())
+        lines = [f"frame {state.frame + 1}/{state.image.frame_count}"] if state.image.frame_count > 1 else []
+        if info.pixel_spacing:
+            lines.append(f"{info.pixel_spacing[1]:.3g} mm/px")
+        lines.append(state.zoom_text())
+        self.corners["br"].setText("  ".join(lines))
         for label in self.corners.values():
             label.adjustSize()
         self._place_overlays()
