@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app import __version__
 
-COMMANDS = ("open", "demo")
+COMMANDS = ("open", "demo", "models", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="save a screenshot of the whole window once the study is drawn, then exit")
         sub.add_argument("--size", type=_size, default=None, metavar="WxH",
                          help="window size in pixels (default: remembered size, or 1600x1000 for screenshots)")
+        sub.add_argument("--run-ai", action="store_true",
+                         help="run the default model on the study once it is drawn (before any screenshot)")
+    commands.add_parser("models", help="list the installed model packages")
+    predict = commands.add_parser("predict", help="run a model on every image in a folder")
+    predict.add_argument("input", type=Path, help="an image file or a folder (searched recursively)")
+    predict.add_argument("output", type=Path, help="folder for predictions.csv, masks/ and visualizations/")
+    predict.add_argument("--model", help="model name (default: the model for each image's modality)")
+    predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    predict.add_argument("--no-visualizations", action="store_true", help="skip the per-image result pictures")
     return parser
 
 
@@ -46,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         argv.insert(0, "open")
     args = build_parser().parse_args(argv)
     command = args.command or "open"
+    if command == "models":
+        return list_models()
+    if command == "predict":
+        return predict(args)
     paths = list(getattr(args, "paths", []) or [])
     missing = [p for p in paths if not p.exists()]
     if missing:
@@ -58,4 +71,37 @@ def main(argv: list[str] | None = None) -> int:
         demo=command == "demo",
         screenshot=getattr(args, "screenshot", None),
         size=getattr(args, "size", None),
+        run_ai=getattr(args, "run_ai", False),
     )
+
+
+def list_models() -> int:
+    from app.inference.registry import ModelRegistry, model_dirs
+
+    registry = ModelRegistry.discover()
+    if not registry.models:
+        print("No models installed. Model folders are read from: " + ", ".join(map(str, model_dirs())))
+    for model in registry.models:
+        print(f"{model.name:18s} {model.version:8s} {'/'.join(model.modalities):8s} {model.task:15s} "
+              f"classes: {', '.join(model.classes)}   ({model.folder})")
+    for problem in registry.problems:
+        print(f"unusable: {problem.path}: {problem.reason}", file=sys.stderr)
+    return 0 if not registry.problems else 1
+
+
+def predict(args: argparse.Namespace) -> int:
+    from app.inference.batch import predict_folder, terminal_progress
+
+    if not args.input.exists():
+        print(f"radlens: no such file or folder: {args.input}", file=sys.stderr)
+        return 2
+    try:
+        report = predict_folder(args.input, args.output, model_name=args.model, device=args.device,
+                                visualizations=not args.no_visualizations, progress=terminal_progress)
+    except (KeyError, ValueError) as error:
+        print(f"radlens: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 2
+    for problem in report.problems:
+        print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)
+    print(f"{report.predicted} image(s) predicted; results in {args.output / 'predictions.csv'}")
+    return 0 if report.predicted else 1

@@ -19,6 +19,9 @@ def write_dicom(path: Path, pixels: np.ndarray, **attributes) -> Path:
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     ds.Modality = "OT"
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "TEST^PATIENT", "T1", "19700101", "F"
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", "A1"
+    ds.ReferringPhysicianName, ds.SeriesNumber, ds.InstanceNumber = "", 1, 1
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     if pixels.ndim == 3:
         ds.NumberOfFrames = pixels.shape[0]

@@ -174,12 +174,12 @@ def test_window_geometry_is_remembered(qtbot, app_settings):
 
     first = MainWindow(settings=app_settings)
     qtbot.addWidget(first)
-    first.resize(640, 470)  # inside the offscreen screen, which restoreGeometry clamps to
+    first.resize(780, 580)  # inside the offscreen screen, which restoreGeometry clamps to
     first.show()
     first.close()
     second = MainWindow(settings=app_settings)
     qtbot.addWidget(second)
-    assert (second.width(), second.height()) == (640, 470)
+    assert (second.width(), second.height()) == (780, 580)
 
 
 def test_screenshot_command_draws_the_demo_and_exits(tmp_path):

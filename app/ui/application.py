@@ -60,7 +60,7 @@ def display_problem(screenshot: bool) -> str | None:
 
 
 def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = None,
-               size: tuple[int, int] | None = None) -> int:
+               size: tuple[int, int] | None = None, run_ai: bool = False) -> int:
     problem = display_problem(screenshot is not None)
     if problem:
         print(f"radlens: {problem}", file=sys.stderr)
@@ -73,6 +73,7 @@ def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = 
         window.resize(*(size or DEFAULT_SCREENSHOT_SIZE))
     sys.excepthook = lambda kind, error, tb: _show_uncaught(window, kind, error, tb)
     window.show()
+    window.ai.run_when_decoded = run_ai
     if demo:
         window.open_demo()
     elif paths:
@@ -99,7 +100,7 @@ class ScreenshotWhenDrawn(QtCore.QObject):
 
     def is_drawn(self) -> bool:
         window = self.window
-        if not window.scan_done or window.loader.busy:
+        if not window.scan_done or window.loader.busy or window.ai.controller.busy:
             return False
         return window.current_study is None or window.study_view.is_fully_painted or not window.study_view._expected
 

@@ -10,6 +10,7 @@ from app.core.hanging import hang
 from app.core.study import Study
 from app.io.errors import LoadProblem
 from app.io.study_loader import ScanResult
+from app.ui.ai_dock import AiDock
 from app.ui.settings import AppSettings
 from app.ui.shortcuts import MOUSE_HELP, SHORTCUTS, keys_for
 from app.ui.study_loading import StudyLoadController
@@ -36,6 +37,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.study_view.show_message(WELCOME)
         self.setCentralWidget(self.study_view)
         self._build_side_panel()
+        self.ai = AiDock(self.study_view, self.settings, parent=self)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.ai)
+        self.resizeDocks([self.ai], [300], QtCore.Qt.Orientation.Horizontal)
         self._build_actions()
         self._build_status_bar()
         self._connect_loader()
@@ -81,6 +85,8 @@ class MainWindow(QtWidgets.QMainWindow):
             "previous_frame": lambda: self._each(lambda s: s.set_frame(s.frame - 1)),
             "next_study": lambda: self._step_study(1), "previous_study": lambda: self._step_study(-1),
             "patient_name": None, "cancel": self.cancel_loading, "help": self.show_help, "quit": self.close,
+            "run_ai": self.ai.run, "hide_overlays": None, "export_view": self.export_view,
+            "export_seg": self.export_segmentation,
         }
         self.actions: dict[str, QtGui.QAction] = {}
         for shortcut in SHORTCUTS:
@@ -98,6 +104,9 @@ class MainWindow(QtWidgets.QMainWindow):
         names.setCheckable(True)
         names.setChecked(self.settings.show_patient_name())
         names.toggled.connect(self._set_show_patient_name)
+        hide = self.actions["hide_overlays"]
+        hide.setCheckable(True)
+        hide.toggled.connect(self.ai.stack.set_all_hidden)
         self.actions["fit"].setIconText("Fit")
         self.actions["one_to_one"].setIconText("1:1")
         self.actions["invert"].setIconText("Invert")
@@ -113,12 +122,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addAction("Open &Demo Study", self.open_demo)
         file_menu.addSeparator()
+        file_menu.addAction(self.actions["export_view"])
+        file_menu.addAction(self.actions["export_seg"])
+        file_menu.addSeparator()
         file_menu.addAction(self.actions["quit"])
         view_menu = menu.addMenu("&View")
         for name in ("fit", "one_to_one", "invert", "reset", "next_preset", "link", "next_frame",
                      "previous_frame", "next_study", "previous_study", "patient_name"):
             view_menu.addAction(self.actions[name])
         view_menu.addAction(self.side_dock.toggleViewAction())
+        ai_menu = menu.addMenu("&AI")
+        ai_menu.addAction(self.actions["run_ai"])
+        ai_menu.addAction(self.actions["hide_overlays"])
+        ai_menu.addAction(self.ai.toggleViewAction())
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.actions["help"])
         help_menu.addAction("&About RadLens", self.show_about)
@@ -130,6 +146,11 @@ class MainWindow(QtWidgets.QMainWindow):
         toolbar.addSeparator()
         for name in ("fit", "one_to_one", "invert", "link", "reset"):
             toolbar.addAction(self.actions[name])
+        toolbar.addSeparator()
+        self.actions["run_ai"].setIconText("Run AI")
+        self.actions["hide_overlays"].setIconText("Hide AI")
+        toolbar.addAction(self.actions["run_ai"])
+        toolbar.addAction(self.actions["hide_overlays"])
         toolbar.addSeparator()
         toolbar.addWidget(QtWidgets.QLabel(" W/L "))
         self.preset_box = QtWidgets.QComboBox()
@@ -231,6 +252,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def show_study(self, study: Study) -> None:
         self.current_study = study
+        self.ai.set_study(study)
         hanging = hang(study)
         self.study_view.set_hanging(hanging, link=hanging.is_four_view)
         with QtCore.QSignalBlocker(self.actions["link"]):
@@ -259,6 +281,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.progress.setVisible(False)
         if self.current_study is not None and study_key == self.current_study.key:
             self.statusBar().showMessage(self.current_study.title, 5000)
+            self.ai.study_decoded()
 
     def _add_problems(self, problems: list[LoadProblem]) -> None:
         known = {(p.path, p.reason) for p in self.problems}
@@ -345,6 +368,50 @@ class MainWindow(QtWidgets.QMainWindow):
         QtWidgets.QMessageBox.about(self, "About RadLens",
                                     f"RadLens {__version__}<br>For research use; not a medical device.")
 
+    # ---- export ------------------------------------------------------------------------------------
+    def export_view(self, path: Path | None = None) -> Path | None:
+        """The active viewport as shown (image, overlays, corner text) to a PNG file."""
+        viewport = self.study_view.active
+        if viewport is None or viewport.state is None:
+            self.statusBar().showMessage("Nothing to export", 5000)
+            return None
+        if path is None:
+            chosen, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export view", "view.png", "PNG (*.png)")
+            if not chosen:
+                return None
+            path = Path(chosen)
+        if not viewport.grab().save(str(path), "PNG"):
+            QtWidgets.QMessageBox.warning(self, "Export view", f"Could not write {path}")
+            return None
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return path
+
+    def export_segmentation(self, path: Path | None = None) -> Path | None:
+        """The active image's segmentation as DICOM SEG (DICOM inputs only)."""
+        from app.io.seg_export import SegExportError, write_dicom_seg
+
+        viewport = self.study_view.active
+        state = viewport.state if viewport is not None else None
+        result = self.ai.results.get(state.image.info.identity) if state is not None else None
+        if result is None or result.mask is None:
+            QtWidgets.QMessageBox.information(self, "Export DICOM SEG",
+                                              "Run a segmentation model on the active image first.")
+            return None
+        if path is None:
+            chosen, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export DICOM SEG", "segmentation.dcm",
+                                                              "DICOM (*.dcm)")
+            if not chosen:
+                return None
+            path = Path(chosen)
+        try:
+            write_dicom_seg(state.image.info.path, result.mask >= result.threshold, path,
+                            algorithm=result.model_key, frame=state.frame)
+        except SegExportError as error:
+            QtWidgets.QMessageBox.warning(self, "Export DICOM SEG", str(error))
+            return None
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return path
+
     # ---- drag and drop, window state ------------------------------------------------------------
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent) -> None:
         if any(url.isLocalFile() for url in event.mimeData().urls()):
@@ -365,5 +432,6 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.loader.cancel()
+        self.ai.controller.cancel()
         self.settings.save_window(self.saveGeometry(), self.saveState())
         super().closeEvent(event)

@@ -15,6 +15,8 @@ class AppSettings:
     WINDOW_STATE = "window/state"
     RECENT = "studies/recent"
     SHOW_PATIENT_NAME = "display/show_patient_name"
+    AI_AUTO_RUN = "ai/run_on_open"
+    AI_DEVICE = "ai/device"
 
     def __init__(self, settings: QtCore.QSettings | None = None) -> None:
         self._settings = settings or QtCore.QSettings("RadLens", "RadLens")
@@ -46,3 +48,15 @@ class AppSettings:
 
     def set_show_patient_name(self, show: bool) -> None:
         self._settings.setValue(self.SHOW_PATIENT_NAME, "true" if show else "false")
+
+    def ai_auto_run(self) -> bool:
+        return str(self._settings.value(self.AI_AUTO_RUN, "false")).lower() == "true"
+
+    def set_ai_auto_run(self, on: bool) -> None:
+        self._settings.setValue(self.AI_AUTO_RUN, "true" if on else "false")
+
+    def ai_device(self) -> str:
+        return str(self._settings.value(self.AI_DEVICE, "auto"))
+
+    def set_ai_device(self, device: str) -> None:
+        self._settings.setValue(self.AI_DEVICE, device)

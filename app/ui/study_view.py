@@ -25,7 +25,7 @@ class StudyView(QtWidgets.QWidget):
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setSpacing(2)
         self.viewports: list[ViewportWidget] = []
-        self._by_series: dict[str, ViewportWidget] = {}
+        self.viewport_by_series: dict[str, ViewportWidget] = {}
         self._expected: set[str] = set()
         self.active: ViewportWidget | None = None
         self.link_enabled = False
@@ -49,7 +49,7 @@ class StudyView(QtWidgets.QWidget):
             self.grid.removeWidget(viewport)
             viewport.hide()
             viewport.deleteLater()
-        self.viewports, self._by_series, self._expected = [], {}, set()
+        self.viewports, self.viewport_by_series, self._expected = [], {}, set()
         self.active, self._enlarged = None, None
         self.link = ViewportLink(enabled=self.link_enabled)
 
@@ -67,7 +67,7 @@ class StudyView(QtWidgets.QWidget):
             self.grid.addWidget(viewport, cell.row, cell.column)
             self.viewports.append(viewport)
             if cell.series is not None:
-                self._by_series[cell.series.identity] = viewport
+                self.viewport_by_series[cell.series.identity] = viewport
                 self._expected.add(cell.series.identity)
                 viewport.show_placeholder(f"{cell.label}\nloading…")
         for row in range(max(hanging.rows, self.grid.rowCount())):
@@ -78,7 +78,7 @@ class StudyView(QtWidgets.QWidget):
             self.set_active(self.viewports[0])
 
     def show_image(self, series: Series, image: LoadedImage) -> None:
-        viewport = self._by_series.get(series.identity)
+        viewport = self.viewport_by_series.get(series.identity)
         if viewport is None:
             return
         flip_h, flip_v = reading_flips(image.info, image.frame(0))
@@ -87,7 +87,7 @@ class StudyView(QtWidgets.QWidget):
         self.link.add(state)
 
     def mark_failed(self, series: Series, reason: str) -> None:
-        viewport = self._by_series.get(series.identity)
+        viewport = self.viewport_by_series.get(series.identity)
         if viewport is not None:
             self._expected.discard(series.identity)
             viewport.show_placeholder(f"{viewport.label}\ncould not be opened:\n{reason}")
@@ -126,8 +126,8 @@ class StudyView(QtWidgets.QWidget):
 
     @property
     def is_fully_painted(self) -> bool:
-        painted = {sid for sid, v in self._by_series.items() if v.has_painted}
-        return bool(self._by_series) and self._expected <= painted
+        painted = {sid for sid, v in self.viewport_by_series.items() if v.has_painted}
+        return bool(self.viewport_by_series) and self._expected <= painted
 
     def _on_painted(self, _viewport: ViewportWidget) -> None:
         self._check_all_painted()

@@ -9,11 +9,20 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.core.layers import HEATMAP, MASK, PATCHES, OverlayLayer
 from app.core.viewport_state import Change, ViewportState
 
 CORNER_STYLE = "color: #f2e7a0; background: rgba(0, 0, 0, 150); font-size: 12px; padding: 1px 3px;"
 LABEL_STYLE = "color: #f2e7a0; background: rgba(0, 0, 0, 150); font-size: 15px; font-weight: 600; padding: 1px 3px;"
 WHEEL_STEP = 1.15
+OUTLINE_COLOURS = {MASK: (255, 80, 80), PATCHES: (80, 220, 255), HEATMAP: (0, 0, 0, 0)}
+
+
+def _path_of(polygons) -> QtGui.QPainterPath:
+    path = QtGui.QPainterPath()
+    for points in polygons:
+        path.addPolygon(QtGui.QPolygonF([QtCore.QPointF(float(x), float(y)) for x, y in points]))
+    return path
 
 
 class NotifyingImageItem(pg.ImageItem):
@@ -103,6 +112,8 @@ class ViewportWidget(QtWidgets.QFrame):
         self.placeholder.setStyleSheet("color: #8a8a8a; font-size: 16px; background: transparent;")
         self.show_placeholder(f"{label}\nnot in this study")
         self.show_patient_name = False
+        self.overlays: dict[OverlayLayer, list] = {}
+        self.overlays_hidden = False
 
     # ---- binding to the state ------------------------------------------------------------------
     def bind(self, state: ViewportState) -> None:
@@ -118,9 +129,59 @@ class ViewportWidget(QtWidgets.QFrame):
         self._update_corners()
 
     def unbind(self) -> None:
+        for layer in list(self.overlays):
+            self.remove_layer(layer)
         if self.state is not None:
             self.state.changed.disconnect(self._on_state_changed)
         self.state = None
+
+    # ---- overlay layers ------------------------------------------------------------------------
+    def add_layer(self, layer: OverlayLayer, hidden: bool) -> None:
+        """Draw a layer above the image: an RGBA image item and/or outline paths, same transform."""
+        items = []
+        rgba = layer.rgba()
+        if rgba.size:
+            image = pg.ImageItem(rgba, axisOrder="row-major", autoDownsample=True)
+            items.append(image)
+        outline = QtWidgets.QGraphicsPathItem()
+        pen = QtGui.QPen(QtGui.QColor(*OUTLINE_COLOURS[layer.kind]))
+        pen.setCosmetic(True)
+        pen.setWidthF(2.0)
+        outline.setPen(pen)
+        outline.setPath(_path_of(layer.contours()))
+        items.append(outline)
+        for z, item in enumerate(items):
+            item.setTransform(self._reading_transform())
+            item.setZValue(10 + len(self.overlays) * 2 + z)
+            self.view_box.addItem(item)
+        self.overlays[layer] = items
+        layer.changed.connect(self._on_layer_changed)
+        self._show_layer(layer, hidden)
+
+    def remove_layer(self, layer: OverlayLayer) -> None:
+        for item in self.overlays.pop(layer, []):
+            self.view_box.removeItem(item)
+        layer.changed.disconnect(self._on_layer_changed)
+
+    def set_overlays_hidden(self, hidden: bool) -> None:
+        self.overlays_hidden = hidden
+        for layer in self.overlays:
+            self._show_layer(layer, hidden)
+
+    def _show_layer(self, layer: OverlayLayer, hidden: bool) -> None:
+        for item in self.overlays.get(layer, []):
+            item.setVisible(layer.visible and not hidden)
+            item.setOpacity(layer.opacity if isinstance(item, pg.ImageItem) else max(layer.opacity, 0.35))
+
+    def _on_layer_changed(self, layer: OverlayLayer, what: str) -> None:
+        items = self.overlays.get(layer, [])
+        if what in ("colormap", "threshold"):
+            for item in items:
+                if isinstance(item, pg.ImageItem):
+                    item.setImage(layer.rgba())
+                else:
+                    item.setPath(_path_of(layer.contours()))
+        self._show_layer(layer, self.overlays_hidden)
 
     def show_placeholder(self, text: str) -> None:
         self.placeholder.setText(text)
@@ -138,16 +199,21 @@ class ViewportWidget(QtWidgets.QFrame):
             self._draw_geometry()
         self._update_corners()
 
+    def _reading_transform(self) -> QtGui.QTransform:
+        """Image pixel grid -> display coordinates (the hanging's flips)."""
+        state = self.state
+        width, height = state.image_size
+        flip = QtGui.QTransform()
+        flip.translate(width if state.flip_h else 0, height if state.flip_v else 0)
+        flip.scale(-1 if state.flip_h else 1, -1 if state.flip_v else 1)
+        return flip
+
     def _draw_image(self) -> None:
         state = self.state
         transfer = state.transfer()
         self.image_item.setImage(state.image.frame(state.frame), autoLevels=False,
                                  levels=transfer.levels, lut=transfer.lut)
-        width, height = state.image_size
-        flip = QtGui.QTransform()
-        flip.translate(width if state.flip_h else 0, height if state.flip_v else 0)
-        flip.scale(-1 if state.flip_h else 1, -1 if state.flip_v else 1)
-        self.image_item.setTransform(flip)
+        self.image_item.setTransform(self._reading_transform())
         with QtCore.QSignalBlocker(self.frame_slider):
             self.frame_slider.setValue(state.frame)
 

@@ -1,0 +1,179 @@
+"""Overlay layers (masks, heatmaps, patch maps) over one image, and the stack of them for a study.
+
+A layer owns its visibility, opacity, colour map and threshold, validates them and says when
+they change; views listen and never keep their own copy. Layer data lie in the image's pixel
+grid (stored orientation), so views place them exactly like the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from app.core.colormaps import NAMES as COLORMAP_NAMES
+from app.core.colormaps import colormap_table
+from app.core.observable import Signal
+
+HEATMAP, MASK, PATCHES = "heatmap", "mask", "patches"
+MASK_COLOUR = (255, 64, 64)
+MASK_FILL_ALPHA = 110
+HEATMAP_ALPHA_RAMP = 0.25  # values below this fade to transparent so low evidence shows the image
+
+
+@dataclass(frozen=True)
+class Box:
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class OverlayLayer:
+    """One overlay; `changed(layer, what)` fires after each change ('visible', 'opacity', ...)."""
+
+    def __init__(self, name: str, kind: str, image_identity: str, *, data: np.ndarray | None = None,
+                 boxes: tuple[Box, ...] = (), value_range: tuple[float, float] = (0.0, 1.0),
+                 relative: bool = False, colormap: str = "viridis", opacity: float = 0.5,
+                 threshold: float = 0.5, source: str = "") -> None:
+        if kind not in (HEATMAP, MASK, PATCHES):
+            raise ValueError(f"unknown layer kind {kind!r}")
+        if kind != PATCHES and (data is None or data.ndim != 2):
+            raise ValueError(f"a {kind} layer needs a 2-D map, got {None if data is None else data.shape}")
+        self.name, self.kind, self.image_identity, self.source = name, kind, image_identity, source
+        self.data = None if data is None else np.asarray(data, dtype=np.float32)
+        self.boxes = tuple(boxes)
+        self.value_range = value_range
+        self.relative = relative
+        self._visible, self._opacity, self._colormap, self._threshold = True, 0.5, "viridis", 0.5
+        self.changed = Signal()
+        with self.changed.blocker():
+            self.opacity, self.colormap, self.threshold = opacity, colormap, threshold
+
+    # ---- validated properties ----------------------------------------------------------------
+    @property
+    def visible(self) -> bool:
+        return self._visible
+
+    @visible.setter
+    def visible(self, value: bool) -> None:
+        self._set("_visible", bool(value), "visible")
+
+    @property
+    def opacity(self) -> float:
+        return self._opacity
+
+    @opacity.setter
+    def opacity(self, value: float) -> None:
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"opacity must be within 0..1, got {value}")
+        self._set("_opacity", float(value), "opacity")
+
+    @property
+    def colormap(self) -> str:
+        return self._colormap
+
+    @colormap.setter
+    def colormap(self, name: str) -> None:
+        if name not in COLORMAP_NAMES:
+            raise ValueError(f"unknown colour map {name!r}")
+        self._set("_colormap", name, "colormap")
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        if not 0.0 <= float(value) <= 1.0:
+            raise ValueError(f"threshold must be within 0..1, got {value}")
+        self._set("_threshold", float(value), "threshold")
+
+    def _set(self, attribute: str, value, what: str) -> None:
+        if getattr(self, attribute) != value:
+            setattr(self, attribute, value)
+            self.changed.emit(self, what)
+
+    # ---- what to draw ----------------------------------------------------------------------------
+    @property
+    def range_text(self) -> str:
+        lo, hi = self.value_range
+        if self.relative:
+            return "relative: low to high (not a probability)"
+        return f"probability {lo:g} to {hi:g}"
+
+    def rgba(self) -> np.ndarray:
+        """(H, W, 4) uint8 to draw under the layer's opacity; empty for patch layers."""
+        if self.kind == HEATMAP:
+            return heatmap_rgba(self.data, self.value_range, self.colormap)
+        if self.kind == MASK:
+            return mask_rgba(self.data, self.threshold)
+        return np.zeros((0, 0, 4), np.uint8)
+
+    def contours(self) -> list[np.ndarray]:
+        """Outlines of the thresholded mask, or of the patches, as (N, 2) x/y point arrays."""
+        if self.kind == MASK:
+            return mask_contours(self.data, self.threshold)
+        if self.kind == PATCHES:
+            return [np.array([[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height],
+                              [b.x, b.y + b.height], [b.x, b.y]], dtype=np.float32) for b in self.boxes]
+        return []
+
+
+def heatmap_rgba(values: np.ndarray, value_range: tuple[float, float], colormap: str) -> np.ndarray:
+    lo, hi = value_range
+    scaled = np.clip((values - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
+    rgba = np.empty((*values.shape, 4), np.uint8)
+    rgba[..., :3] = colormap_table(colormap)[np.rint(scaled * 255).astype(np.uint8)]
+    rgba[..., 3] = np.rint(np.clip(scaled / HEATMAP_ALPHA_RAMP, 0.0, 1.0) * 255).astype(np.uint8)
+    return rgba
+
+
+def mask_rgba(probability: np.ndarray, threshold: float) -> np.ndarray:
+    inside = probability >= threshold
+    rgba = np.zeros((*probability.shape, 4), np.uint8)
+    rgba[inside] = (*MASK_COLOUR, MASK_FILL_ALPHA)
+    return rgba
+
+
+def mask_contours(probability: np.ndarray, threshold: float) -> list[np.ndarray]:
+    binary = (probability >= threshold).astype(np.uint8)
+    found, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    # pixel centres lie at +0.5 in the image item's coordinates
+    return [np.vstack([c[:, 0, :], c[:1, 0, :]]).astype(np.float32) + 0.5 for c in found if len(c) >= 2]
+
+
+class LayerStack:
+    """All overlay layers of the open study; `added(layer)`, `removed(layer)`, `hidden_changed(bool)`."""
+
+    def __init__(self) -> None:
+        self.layers: list[OverlayLayer] = []
+        self._all_hidden = False
+        self.added, self.removed, self.hidden_changed = Signal(), Signal(), Signal()
+
+    @property
+    def all_hidden(self) -> bool:
+        return self._all_hidden
+
+    def set_all_hidden(self, hidden: bool) -> None:
+        if hidden != self._all_hidden:
+            self._all_hidden = hidden
+            self.hidden_changed.emit(hidden)
+
+    def for_image(self, image_identity: str) -> list[OverlayLayer]:
+        return [layer for layer in self.layers if layer.image_identity == image_identity]
+
+    def replace(self, image_identity: str, source: str, layers: list[OverlayLayer]) -> None:
+        """Swap the layers one model made for one image (a new run replaces the old one)."""
+        for old in [l for l in self.layers if l.image_identity == image_identity and l.source == source]:
+            self.layers.remove(old)
+            self.removed.emit(old)
+        for layer in layers:
+            self.layers.append(layer)
+            self.added.emit(layer)
+
+    def clear(self) -> None:
+        for layer in list(self.layers):
+            self.layers.remove(layer)
+            self.removed.emit(layer)

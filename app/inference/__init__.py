@@ -1,0 +1,1 @@
+"""Qt-free inference: model packages, networks, explanations and the runner."""

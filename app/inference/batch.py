@@ -1,0 +1,108 @@
+"""`radlens predict`: every image in a folder through a model, to predictions.csv, masks and pictures."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.inference.manifest import ModelManifest, ModelPackageError
+from app.inference.registry import ModelRegistry
+from app.inference.runner import InferenceEngine, InferenceError
+from app.inference.visualize import result_picture
+from app.io.errors import LoadProblem
+from app.io.study_loader import decode_series, scan
+
+
+@dataclass
+class BatchReport:
+    predicted: int = 0
+    problems: list[LoadProblem] = field(default_factory=list)
+
+
+def predict_folder(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
+                   visualizations: bool = True, registry: ModelRegistry | None = None,
+                   progress=None) -> BatchReport:
+    """Run the model on every readable image under `source`; unreadable ones are listed, not fatal."""
+    registry = registry or ModelRegistry.discover()
+    chosen = registry.get(model_name) if model_name else None
+    result = scan([source])
+    report = BatchReport(problems=list(result.problems))
+    series = [s for study in result.studies for s in study.series]
+    engine = InferenceEngine(device)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, str]] = []
+    columns: list[str] = ["image", "model"]
+    for done, item in enumerate(series, start=1):
+        path = item.first.path
+        relative = _relative(path, source)
+        model = chosen or registry.default_for(item.first.modality)
+        if model is None:
+            report.problems.append(LoadProblem(path, "no model for this modality; choose one with --model"))
+        else:
+            image, problems = decode_series(item)
+            report.problems += problems
+            if image is not None:
+                try:
+                    outcome = engine.run(model, image)
+                except (InferenceError, ModelPackageError, ValueError) as error:
+                    report.problems.append(LoadProblem(path, f"{model.name} could not run: {error}"))
+                else:
+                    rows.append(_row(relative, model, outcome))
+                    columns += [c for c in rows[-1] if c not in columns]
+                    _write_outputs(out, relative, image, outcome, visualizations)
+                    report.predicted += 1
+        if progress:
+            progress(done, len(series))
+    with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return report
+
+
+def _row(relative: str, model: ModelManifest, outcome) -> dict[str, str]:
+    row = {"image": relative, "model": model.name}
+    if outcome.probabilities is not None:
+        row.update({f"p_{name}": f"{float(p):.6f}" for name, p in zip(model.classes, outcome.probabilities)})
+    if outcome.mask is not None:
+        row["mask_fraction"] = f"{float((outcome.mask >= outcome.threshold).mean()):.6f}"
+    return row
+
+
+def _write_outputs(out: Path, relative: str, image, outcome, visualizations: bool) -> None:
+    if outcome.mask is not None:
+        _write_png(out / "masks" / Path(relative).with_suffix(".png"),
+                   np.where(outcome.mask >= outcome.threshold, 255, 0).astype(np.uint8))
+    if visualizations:
+        picture = result_picture(image, outcome)
+        _write_png(out / "visualizations" / Path(relative).with_suffix(".png"),
+                   cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+
+
+def _write_png(path: Path, pixels: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, encoded = cv2.imencode(".png", pixels)
+    if not ok:
+        raise OSError(f"could not encode {path.name}")
+    encoded.tofile(str(path))
+
+
+def _relative(path: Path, source: Path) -> str:
+    try:
+        return path.resolve().relative_to(source.resolve()).as_posix() if source.is_dir() else path.name
+    except ValueError:
+        return path.name
+
+
+def terminal_progress(done: int, total: int) -> None:
+    width = 30
+    filled = round(width * done / max(total, 1))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

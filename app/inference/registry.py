@@ -1,0 +1,54 @@
+"""Which model packages are installed, and which model fits which image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+from app.inference.manifest import MANIFEST_NAME, ModelManifest, ModelPackageError, read_manifest
+from app.paths import install_root
+
+
+def user_models_dir() -> Path:
+    """Where imported models go: the user's data folder, writable without admin rights."""
+    return Path(user_data_dir("RadLens", appauthor=False)) / "models"
+
+
+def model_dirs() -> list[Path]:
+    return [install_root() / "models", user_models_dir()]
+
+
+@dataclass
+class ModelRegistry:
+    models: list[ModelManifest] = field(default_factory=list)
+    problems: list[ModelPackageError] = field(default_factory=list)
+
+    @classmethod
+    def discover(cls, dirs: list[Path] | None = None) -> ModelRegistry:
+        registry = cls()
+        for root in dirs if dirs is not None else model_dirs():
+            if not root.is_dir():
+                continue
+            for folder in sorted(p for p in root.iterdir() if (p / MANIFEST_NAME).is_file()):
+                try:
+                    registry.models.append(read_manifest(folder))
+                except ModelPackageError as error:
+                    registry.problems.append(error)
+        return registry
+
+    def get(self, name: str) -> ModelManifest:
+        for model in self.models:
+            if model.name == name or model.key == name:
+                return model
+        known = ", ".join(m.name for m in self.models) or "none installed"
+        raise KeyError(f"no model named {name!r} (models: {known})")
+
+    def for_modality(self, modality: str) -> list[ModelManifest]:
+        return [m for m in self.models if m.matches(modality)]
+
+    def default_for(self, modality: str) -> ModelManifest | None:
+        """The first model for the image's modality; None when the user must choose (e.g. PNG)."""
+        matches = self.for_modality(modality) if modality else []
+        return matches[0] if matches else None

@@ -1,0 +1,41 @@
+"""What one model said about one image, keyed by that image's identity, and the layers it makes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from app.core.layers import HEATMAP, MASK, OverlayLayer
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    image_identity: str
+    model_key: str
+    task: str
+    classes: tuple[str, ...]
+    device: str
+    note: str = ""  # e.g. that the GPU failed and the CPU was used
+    probabilities: np.ndarray | None = None  # per class, calibrated as the model card says
+    target_class: int | None = None  # the class the heatmaps explain
+    method: str = ""
+    mask: np.ndarray | None = None  # lesion probability on the image's pixel grid
+    threshold: float = 0.5
+    heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # layer label -> relative map, image grid
+
+    @property
+    def predicted_class(self) -> str | None:
+        return None if self.probabilities is None else self.classes[int(np.argmax(self.probabilities))]
+
+    def layers(self) -> list[OverlayLayer]:
+        made: list[OverlayLayer] = []
+        if self.mask is not None:
+            made.append(OverlayLayer("Segmentation", MASK, self.image_identity, data=self.mask,
+                                     threshold=self.threshold, opacity=0.6, source=self.model_key))
+        target = self.classes[self.target_class] if self.target_class is not None else ""
+        for label, values in self.heatmaps.items():
+            made.append(OverlayLayer(f"{self.method} {label} ({target})", HEATMAP, self.image_identity,
+                                     data=values, relative=True, colormap="viridis", opacity=0.5,
+                                     source=self.model_key))
+        return made

@@ -1,0 +1,85 @@
+"""Runs models off the UI thread, one study at a time, and hands results back on it.
+
+Every result carries the identity of the image and model it was computed for; a run started for
+an earlier study is cancelled and anything it still sends is dropped by its generation number.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore
+from superqt.utils import GeneratorWorker, thread_worker
+
+from app.inference.manifest import ModelManifest, ModelPackageError
+from app.inference.runner import ExplainOptions, InferenceEngine, InferenceError
+
+
+@thread_worker(start_thread=False)
+def _inference_worker(engine: InferenceEngine, jobs: list, options: ExplainOptions):
+    """jobs: (series identity, LoadedImage, frame, ModelManifest); yields one outcome per job."""
+    for series_identity, image, frame, manifest in jobs:
+        try:
+            outcome = ("result", series_identity, engine.run(manifest, image, frame, options))
+        except (InferenceError, ModelPackageError, ValueError) as error:
+            outcome = ("error", series_identity, f"{manifest.name}: {error}")
+        yield outcome
+
+
+class InferenceController(QtCore.QObject):
+    result_ready = QtCore.Signal(str, str, object)  # study key, series identity, InferenceResult
+    failed = QtCore.Signal(str, str, str)  # study key, series identity ("" for the whole run), message
+    progress = QtCore.Signal(int, int)
+    finished = QtCore.Signal(str)
+
+    def __init__(self, device: str = "auto", parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.engine = InferenceEngine(device)
+        self._generation = 0
+        self._worker: GeneratorWorker | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def set_device(self, device: str) -> None:
+        self.cancel()
+        self.engine = InferenceEngine(device)
+
+    def run(self, study_key: str, jobs: list[tuple[str, object, int, ModelManifest]],
+            options: ExplainOptions) -> None:
+        self.cancel()
+        self._generation += 1
+        generation, total, done = self._generation, len(jobs), [0]
+        worker = _inference_worker(self.engine, jobs, options)
+
+        def on_outcome(outcome) -> None:
+            if generation != self._generation:
+                return
+            kind, series_identity, payload = outcome
+            done[0] += 1
+            self.progress.emit(done[0], total)
+            if kind == "result":
+                self.result_ready.emit(study_key, series_identity, payload)
+            else:
+                self.failed.emit(study_key, series_identity, payload)
+
+        def on_error(error: Exception) -> None:
+            if generation == self._generation:
+                self.failed.emit(study_key, "", f"{type(error).__name__}: {error}")
+
+        def on_finished() -> None:
+            if self._worker is worker:
+                self._worker = None
+            if generation == self._generation:
+                self.finished.emit(study_key)
+
+        worker.yielded.connect(on_outcome)
+        worker.errored.connect(on_error)
+        worker.finished.connect(on_finished)
+        self._worker = worker
+        self.progress.emit(0, total)
+        worker.start()
+
+    def cancel(self) -> None:
+        self._generation += 1
+        if self._worker is not None:
+            self._worker.quit()

@@ -1,0 +1,72 @@
+"""What the models said: class probabilities as bars, and mammography scores per view, breast and exam."""
+
+from __future__ import annotations
+
+from PySide6 import QtWidgets
+
+from app.core.scores import ExamScores
+from app.inference.results import InferenceResult
+
+
+class ResultsPanel(QtWidgets.QWidget):
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QtWidgets.QVBoxLayout(self)
+        self._layout.setContentsMargins(4, 4, 4, 4)
+        self.title = QtWidgets.QLabel()
+        self.title.setWordWrap(True)
+        self.note = QtWidgets.QLabel()
+        self.note.setWordWrap(True)
+        self.note.setStyleSheet("color: #b36b00;")
+        self.bars = QtWidgets.QWidget()
+        self._bars = QtWidgets.QFormLayout(self.bars)
+        self.exam_table = QtWidgets.QTableWidget(0, 0)
+        self.exam_table.setVisible(False)
+        self.exam_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        for widget in (self.title, self.note, self.bars, self.exam_table):
+            self._layout.addWidget(widget)
+        self._layout.addStretch(1)
+        self.show_result(None)
+
+    def show_result(self, result: InferenceResult | None, message: str = "") -> None:
+        while self._bars.rowCount():
+            self._bars.removeRow(0)
+        if result is None:
+            self.title.setText(message or "No result for this image yet.")
+            self.note.setText("")
+            return
+        self.title.setText(f"<b>{result.model_key}</b> on {result.device}")
+        notes = [result.note] if result.note else []
+        if result.heatmaps:
+            notes.append("Heatmaps are relative (scaled to their own maximum): they show where the model "
+                         "looked, not a probability.")
+        self.note.setText("\n".join(notes))
+        if result.probabilities is not None:
+            best = int(result.probabilities.argmax())
+            for index, (name, p) in enumerate(zip(result.classes, result.probabilities)):
+                bar = QtWidgets.QProgressBar()
+                bar.setRange(0, 1000)
+                bar.setValue(round(float(p) * 1000))
+                bar.setFormat(f"{float(p):.3f}")
+                label = QtWidgets.QLabel(f"<b>{name}</b>" if index == best else name)
+                self._bars.addRow(label, bar)
+            self._bars.addRow(QtWidgets.QLabel("probability (calibrated per model card)"))
+        if result.mask is not None:
+            area = float((result.mask >= result.threshold).mean()) * 100
+            self._bars.addRow("Segmented", QtWidgets.QLabel(f"{area:.1f}% of the image at p ≥ {result.threshold:.2f}"))
+
+    def show_exam(self, scores: ExamScores | None) -> None:
+        table = self.exam_table
+        table.setVisible(scores is not None)
+        if scores is None:
+            return
+        rows = [*scores.views.items(), *((f"{side} breast", s) for side, s in scores.breasts.items()),
+                ("Exam", scores.exam)]
+        table.setRowCount(len(rows))
+        table.setColumnCount(len(scores.classes))
+        table.setHorizontalHeaderLabels(list(scores.classes))
+        table.setVerticalHeaderLabels([label for label, _ in rows])
+        for r, (_, values) in enumerate(rows):
+            for c, value in enumerate(values):
+                table.setItem(r, c, QtWidgets.QTableWidgetItem(f"{float(value):.3f}"))
+        table.resizeColumnsToContents()
