@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +17,14 @@ def user_models_dir() -> Path:
     return Path(user_data_dir("RadLens", appauthor=False)) / "models"
 
 
+MODEL_PATH_VARIABLE = "RADLENS_MODEL_PATH"
+
+
 def model_dirs() -> list[Path]:
-    return [install_root() / "models", user_models_dir()]
+    """Folders searched for packages, first match wins: $RADLENS_MODEL_PATH (e.g. a site-wide share,
+    separated like PATH), the models shipped with RadLens, then the user's imported models."""
+    extra = [Path(p) for p in os.environ.get(MODEL_PATH_VARIABLE, "").split(os.pathsep) if p]
+    return [*extra, install_root() / "models", user_models_dir()]
 
 
 @dataclass

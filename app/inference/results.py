@@ -17,7 +17,8 @@ class InferenceResult:
     classes: tuple[str, ...]
     device: str
     note: str = ""  # e.g. that the GPU failed and the CPU was used
-    probabilities: np.ndarray | None = None  # per class, calibrated as the model card says
+    probabilities: np.ndarray | None = None  # per class
+    calibrated: bool = False  # probabilities were temperature-scaled on held-out data (model card)
     target_class: int | None = None  # the class the heatmaps explain
     method: str = ""
     mask: np.ndarray | None = None  # lesion probability on the image's pixel grid

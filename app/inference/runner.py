@@ -79,7 +79,8 @@ class InferenceEngine:
         tensor, geometry = prepare_input(image, frame, manifest.input)
         tensor = tensor.to(device)
         base = InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task=manifest.task,
-                               classes=manifest.classes, device=str(device))
+                               classes=manifest.classes, device=str(device),
+                               calibrated="temperature" in manifest.settings)
         half = manifest.half_precision and device.type == "cuda"
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
             if manifest.task == "segmentation":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from app.core.layers import LayerStack
+from app.core.layers import MASK, LayerStack
 from app.core.scores import exam_scores
 from app.core.study import Study
 from app.inference.device import DEVICE_CHOICES
@@ -77,6 +77,9 @@ class AiDock(QtWidgets.QDockWidget):
         self._on_model_chosen()
         self.run_button = QtWidgets.QPushButton("Run AI  (Ctrl+R)")
         self.run_button.clicked.connect(self.run)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
         self.auto_run = QtWidgets.QCheckBox("Run when a study opens")
         self.auto_run.setChecked(self.settings.ai_auto_run())
         self.auto_run.toggled.connect(self.settings.set_ai_auto_run)
@@ -84,7 +87,10 @@ class AiDock(QtWidgets.QDockWidget):
         self.device_box.addItems(list(DEVICE_CHOICES))
         self.device_box.setCurrentText(self.settings.ai_device())
         self.device_box.currentTextChanged.connect(self._on_device_chosen)
-        form.addRow(self.run_button)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addWidget(self.run_button, 1)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
         form.addRow(self.auto_run)
         form.addRow("Device", self.device_box)
         self.progress = QtWidgets.QProgressBar()
@@ -130,6 +136,7 @@ class AiDock(QtWidgets.QDockWidget):
     def set_study(self, study: Study | None) -> None:
         """A new study is shown: stop what ran for the old one and forget its layers."""
         self.controller.cancel()
+        self.cancel_button.setEnabled(False)
         self.study = study
         self.stack.clear()
         self.results.clear()
@@ -169,7 +176,17 @@ class AiDock(QtWidgets.QDockWidget):
         self.results_panel.show_result(None, f"Running {jobs[0][3].name} on {len(jobs)} image(s)…")
         self.controller.run(self.study.key, jobs, self.options())
 
+    def cancel(self) -> None:
+        """Stop the run after the image in progress; nothing it still computes is shown."""
+        if not self.controller.busy:
+            return
+        self.controller.cancel()
+        self.progress.setVisible(False)
+        self.cancel_button.setEnabled(False)
+        self.results_panel.show_result(None, "Cancelled.")
+
     def _on_progress(self, done: int, total: int) -> None:
+        self.cancel_button.setEnabled(done < total)
         self.progress.setVisible(done < total)
         self.progress.setRange(0, total)
         self.progress.setValue(done)
@@ -190,6 +207,7 @@ class AiDock(QtWidgets.QDockWidget):
 
     def _on_finished(self, study_key: str) -> None:
         self.progress.setVisible(False)
+        self.cancel_button.setEnabled(False)
         if self.study is not None and study_key == self.study.key:
             self._show_exam_scores()
             self.run_finished.emit()
@@ -202,6 +220,13 @@ class AiDock(QtWidgets.QDockWidget):
                 per_view[viewport.state.image.info.label] = np.asarray(result.probabilities)
                 classes = result.classes
         self.results_panel.show_exam(exam_scores(classes, per_view) if per_view else None)
+
+    def mask_threshold(self, result: InferenceResult) -> float:
+        """The threshold the reader set on the result's mask layer (the model's default otherwise)."""
+        for layer in self.stack.for_image(result.image_identity):
+            if layer.kind == MASK and layer.source == result.model_key:
+                return layer.threshold
+        return result.threshold
 
     # ---- layers onto viewports -----------------------------------------------------------------
     def _viewport_for(self, image_identity: str) -> ViewportWidget | None:

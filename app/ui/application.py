@@ -16,8 +16,22 @@ DEFAULT_SCREENSHOT_SIZE = (1600, 1000)
 log = logging.getLogger("radlens")
 
 
+# Qt messages that say nothing a user or developer can act on (the offscreen plugin's size hints).
+IGNORED_QT_MESSAGES = ("This plugin does not support propagateSizeHints",)
+
+
+def _route_qt_message(mode: QtCore.QtMsgType, _context, message: str) -> None:
+    if message.startswith(IGNORED_QT_MESSAGES):
+        return
+    level = {QtCore.QtMsgType.QtDebugMsg: logging.DEBUG, QtCore.QtMsgType.QtInfoMsg: logging.INFO,
+             QtCore.QtMsgType.QtWarningMsg: logging.WARNING}.get(mode, logging.ERROR)
+    logging.getLogger("radlens.qt").log(level, message)
+
+
 def create_application() -> QtWidgets.QApplication:
     import pyqtgraph as pg
+
+    QtCore.qInstallMessageHandler(_route_qt_message)
 
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])

@@ -18,6 +18,7 @@ class LayerControls(QtWidgets.QFrame):
         form = QtWidgets.QFormLayout(self)
         form.setContentsMargins(6, 4, 6, 4)
         self.visible_box = QtWidgets.QCheckBox(layer.name)
+        self.visible_box.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
         self.visible_box.setToolTip(f"From {layer.source}")
         self.visible_box.toggled.connect(lambda on: setattr(layer, "visible", on))
         form.addRow(self.visible_box)
@@ -27,6 +28,8 @@ class LayerControls(QtWidgets.QFrame):
         self.colormap_box = self.threshold_slider = self.threshold_label = self.colorbar = None
         if layer.kind == HEATMAP:
             self.colormap_box = QtWidgets.QComboBox()
+            self.colormap_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            self.colormap_box.setMinimumContentsLength(8)
             for name in NAMES:
                 self.colormap_box.addItem(name + (" (colour-blind safe)" if name in COLOUR_BLIND_SAFE else ""), name)
             self.colormap_box.currentIndexChanged.connect(
@@ -52,6 +55,7 @@ class LayerControls(QtWidgets.QFrame):
     def _slider(self, on_change) -> QtWidgets.QSlider:
         slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         slider.setRange(0, 100)
+        slider.setMinimumWidth(60)
         slider.valueChanged.connect(on_change)
         return slider
 
@@ -94,6 +98,7 @@ class LayerPanel(QtWidgets.QScrollArea):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink instead
         self._body = QtWidgets.QWidget()
         self._rows = QtWidgets.QVBoxLayout(self._body)
         self._rows.setContentsMargins(2, 2, 2, 2)

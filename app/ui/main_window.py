@@ -39,7 +39,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._build_side_panel()
         self.ai = AiDock(self.study_view, self.settings, parent=self)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.ai)
-        self.resizeDocks([self.ai], [300], QtCore.Qt.Orientation.Horizontal)
+        self.resizeDocks([self.ai], [340], QtCore.Qt.Orientation.Horizontal)
         self._build_actions()
         self._build_status_bar()
         self._connect_loader()
@@ -404,7 +404,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 return None
             path = Path(chosen)
         try:
-            write_dicom_seg(state.image.info.path, result.mask >= result.threshold, path,
+            write_dicom_seg(state.image.info.path, result.mask >= self.ai.mask_threshold(result), path,
                             algorithm=result.model_key, frame=state.frame)
         except SegExportError as error:
             QtWidgets.QMessageBox.warning(self, "Export DICOM SEG", str(error))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from app.core.scores import ExamScores
 from app.inference.results import InferenceResult
@@ -22,6 +22,9 @@ class ResultsPanel(QtWidgets.QWidget):
         self._bars = QtWidgets.QFormLayout(self.bars)
         self.exam_table = QtWidgets.QTableWidget(0, 0)
         self.exam_table.setVisible(False)
+        self.exam_table.verticalHeader().setDefaultSectionSize(20)
+        self.exam_table.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.exam_table.setToolTip("Per view; per breast the maximum of its views; per exam the maximum of both breasts")
         self.exam_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         for widget in (self.title, self.note, self.bars, self.exam_table):
             self._layout.addWidget(widget)
@@ -50,7 +53,8 @@ class ResultsPanel(QtWidgets.QWidget):
                 bar.setFormat(f"{float(p):.3f}")
                 label = QtWidgets.QLabel(f"<b>{name}</b>" if index == best else name)
                 self._bars.addRow(label, bar)
-            self._bars.addRow(QtWidgets.QLabel("probability (calibrated per model card)"))
+            self._bars.addRow(QtWidgets.QLabel("probability, calibrated on held-out data" if result.calibrated
+                                               else "probability (this model is not calibrated)"))
         if result.mask is not None:
             area = float((result.mask >= result.threshold).mean()) * 100
             self._bars.addRow("Segmented", QtWidgets.QLabel(f"{area:.1f}% of the image at p ≥ {result.threshold:.2f}"))
@@ -70,3 +74,6 @@ class ResultsPanel(QtWidgets.QWidget):
             for c, value in enumerate(values):
                 table.setItem(r, c, QtWidgets.QTableWidgetItem(f"{float(value):.3f}"))
         table.resizeColumnsToContents()
+        table.resizeRowsToContents()
+        header_height = table.horizontalHeader().sizeHint().height()
+        table.setFixedHeight(header_height + sum(table.rowHeight(r) for r in range(len(rows))) + 4)

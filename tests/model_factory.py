@@ -1,0 +1,38 @@
+"""Small model packages with random weights, for testing behaviour (never accuracy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from app.inference.manifest import ModelManifest
+from app.inference.networks import build_network
+from app.inference.package_writer import write_model_package
+
+INPUT_SIZE = 64
+
+
+def make_package(root: Path, name: str = "test-cls", *, task: str = "classification", modality="US",
+                 classes=("normal", "benign", "malignant"), seed: int = 0, size: int = INPUT_SIZE,
+                 channels: int = 3) -> ModelManifest:
+    torch.manual_seed(seed)
+    if task == "segmentation":
+        spec = {"type": "efficientnet-lite-unet", "variant": "lite0", "in_channels": channels}
+        classes = ("lesion",)
+    else:
+        spec = {"type": "efficientnet-lite", "variant": "lite0", "num_classes": len(classes),
+                "in_channels": channels}
+    network = build_network(spec)
+    layers = network.explainable_layers() if task == "classification" else {}
+    manifest = {
+        "name": name, "version": "0.0.1", "modality": modality, "task": task, "classes": list(classes),
+        "network": spec,
+        "input": {"size": [size, size], "channels": channels, "resize": "letterbox",
+                  "normalization": {"mean": [0.5] * channels, "std": [0.5] * channels}},
+        "explain": {"layers": layers, "default": "head (1/32)" if layers else ""},
+        "half_precision": True,
+        "licence": {"weights": "test only"},
+        "card": {"summary": "random weights made by the tests"},
+    }
+    return write_model_package(Path(root) / name, network, manifest)

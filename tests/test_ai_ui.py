@@ -1,0 +1,170 @@
+"""The AI in the window: layers on the right image, stale results dropped, cancel, errors, exports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6 import QtGui
+
+from app.inference.runner import InferenceEngine
+from tests.dicom_factory import write_dicom
+from tests.model_factory import make_package
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def models(tmp_path, monkeypatch):
+    root = tmp_path / "models"
+    make_package(root, "toy-us-cls", modality="US", classes=("normal", "benign", "malignant"))
+    make_package(root, "toy-us-seg", task="segmentation", modality="OT")
+    monkeypatch.setenv("RADLENS_MODEL_PATH", str(root))
+    return root
+
+
+@pytest.fixture
+def ai_window(models, main_window):
+    return main_window
+
+
+def ultrasound_study(folder: Path, count: int, modality: str = "US") -> Path:
+    rng = np.random.default_rng(count)
+    uid = "1.2.826.0.1.3680043.8.498.1" + str(abs(hash(folder)) % 10 ** 8)
+    for index in range(count):
+        write_dicom(folder / f"img{index}.dcm", rng.integers(0, 255, (80 + 10 * index, 120), np.uint8),
+                    Modality=modality, StudyInstanceUID=uid, SeriesNumber=index + 1, InstanceNumber=1,
+                    SeriesInstanceUID=f"{uid}.{index + 1}")
+    return folder
+
+
+def open_study(qtbot, window, folder: Path) -> None:
+    window.open_paths([folder])
+    qtbot.waitUntil(lambda: window.scan_done and not window.loader.busy and window.study_view.is_fully_painted,
+                    timeout=20000)
+
+
+def run_ai_and_wait(qtbot, window) -> None:
+    with qtbot.waitSignal(window.ai.run_finished, timeout=60000):
+        window.actions["run_ai"].trigger()
+
+
+def slow_engine(monkeypatch, seconds: float) -> list[str]:
+    """Every run takes `seconds` longer; returns the identities it ran on."""
+    calls, real_run = [], InferenceEngine.run
+
+    def run(self, manifest, image, *args, **kwargs):
+        calls.append(image.info.identity)
+        time.sleep(seconds)
+        return real_run(self, manifest, image, *args, **kwargs)
+
+    monkeypatch.setattr(InferenceEngine, "run", run)
+    return calls
+
+
+def test_layers_land_on_their_own_image_and_the_panel_binds_both_ways(qtbot, ai_window, tmp_path):
+    open_study(qtbot, ai_window, ultrasound_study(tmp_path / "us", 2))
+    run_ai_and_wait(qtbot, ai_window)
+    viewports = [v for v in ai_window.study_view.viewports if v.state is not None]
+    assert len(viewports) == 2
+    for viewport in viewports:
+        assert viewport.overlays, "no layer drawn"
+        assert all(layer.image_identity == viewport.state.image.info.identity for layer in viewport.overlays)
+    ai_window.study_view.set_active(viewports[1])
+    controls = ai_window.ai.layer_panel.controls
+    assert len(controls) == 1 and controls[0].layer.image_identity == viewports[1].state.image.info.identity
+    layer, items = controls[0].layer, viewports[1].overlays[controls[0].layer]
+    controls[0].opacity_slider.setValue(30)
+    assert layer.opacity == pytest.approx(0.3) and items[0].opacity() == pytest.approx(0.3)
+    layer.opacity = 0.8
+    assert controls[0].opacity_slider.value() == 80
+    controls[0].visible_box.setChecked(False)
+    assert not items[0].isVisible()
+    controls[0].visible_box.setChecked(True)
+    ai_window.actions["hide_overlays"].trigger()
+    assert not any(item.isVisible() for v in viewports for items in v.overlays.values() for item in items)
+    assert "relative" in ai_window.ai.results_panel.note.text()
+
+
+def test_a_late_result_never_lands_on_the_study_opened_meanwhile(qtbot, ai_window, tmp_path, monkeypatch):
+    first, second = ultrasound_study(tmp_path / "a", 1), ultrasound_study(tmp_path / "b", 1)
+    open_study(qtbot, ai_window, first)
+    calls = slow_engine(monkeypatch, 1.5)
+    ai_window.actions["run_ai"].trigger()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=5000)
+    open_study(qtbot, ai_window, second)
+    qtbot.waitUntil(lambda: not ai_window.ai.controller.busy, timeout=20000)
+    qtbot.wait(200)
+    assert not ai_window.ai.results and not ai_window.ai.stack.layers
+    assert not any(v.overlays for v in ai_window.study_view.viewports)
+
+
+def test_cancel_stops_before_the_next_image(qtbot, ai_window, tmp_path, monkeypatch):
+    open_study(qtbot, ai_window, ultrasound_study(tmp_path / "us", 3))
+    calls = slow_engine(monkeypatch, 0.8)
+    ai_window.actions["run_ai"].trigger()
+    qtbot.waitUntil(lambda: len(calls) == 1, timeout=5000)
+    ai_window.ai.cancel()
+    qtbot.waitUntil(lambda: not ai_window.ai.controller.busy, timeout=20000)
+    qtbot.wait(300)
+    assert len(calls) <= 2 and not ai_window.ai.results
+    assert not ai_window.ai.progress.isVisible()
+
+
+def test_a_broken_model_is_a_message_in_the_window(qtbot, ai_window, tmp_path, models):
+    weights = models / "toy-us-cls" / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    open_study(qtbot, ai_window, ultrasound_study(tmp_path / "us", 1))
+    run_ai_and_wait(qtbot, ai_window)
+    text = ai_window.ai.results_panel.title.text()
+    assert "could not run" in text and "sha256" in text
+    assert ai_window.isVisible()
+
+
+def test_exports_the_view_as_png_and_the_mask_as_dicom_seg(qtbot, ai_window, tmp_path):
+    highdicom = pytest.importorskip("highdicom")
+    study = ultrasound_study(tmp_path / "ot", 1, modality="OT")  # only the segmentation model claims OT
+    open_study(qtbot, ai_window, study)
+    run_ai_and_wait(qtbot, ai_window)
+    viewport = ai_window.study_view.viewports[0]
+    ai_window.study_view.set_active(viewport)
+    result = ai_window.ai.results[viewport.state.image.info.identity]
+    mask_layer = ai_window.ai.stack.for_image(result.image_identity)[0]
+    mask_layer.threshold = float(np.median(result.mask))  # what the reader sees is what is exported
+    png = ai_window.export_view(tmp_path / "view.png")
+    assert png is not None and not QtGui.QImage(str(png)).isNull()
+    seg_path = ai_window.export_segmentation(tmp_path / "seg.dcm")
+    assert seg_path is not None
+    seg = highdicom.seg.segread(seg_path)
+    pixels = np.asarray(seg.pixel_array).squeeze()
+    expected = result.mask >= mask_layer.threshold
+    assert pixels.shape == result.mask.shape and 0.3 < expected.mean() < 0.7
+    assert np.array_equal(pixels > 0, expected)
+
+
+def test_run_ai_screenshot_draws_the_default_models_layers(tmp_path):
+    models = tmp_path / "models"
+    make_package(models, "toy-mg", modality="MG", classes=("benign", "malignant"))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "RADLENS_MODEL_PATH": str(models)}
+    shots = {}
+    for name, extra in (("plain", []), ("ai", ["--run-ai"])):
+        shots[name] = tmp_path / f"{name}.png"
+        done = subprocess.run([sys.executable, "-m", "app", "demo", *extra, "--screenshot", str(shots[name]),
+                               "--size", "1000x700"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+
+    def coloured_share(path: Path) -> float:
+        image = QtGui.QImage(str(path)).convertToFormat(QtGui.QImage.Format.Format_RGB888)
+        pixels = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+        rgb = pixels[:, : image.width() * 3].reshape(image.height(), image.width(), 3)[100:600, 250:700].astype(int)
+        return float((np.ptp(rgb, axis=2) > 40).mean())
+
+    assert coloured_share(shots["plain"]) < 0.02 < 0.3 < coloured_share(shots["ai"])

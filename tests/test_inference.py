@@ -1,0 +1,271 @@
+"""Model packages, networks, explanations and the inference engine, without Qt (random weights)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from app.core.image import ImageInfo, LoadedImage
+from app.inference import runner as runner_module
+from app.inference.explain import CamExplainer, GradCam, GradCamPlusPlus
+from app.inference.manifest import ModelPackageError, read_manifest
+from app.inference.networks import build_network, imagenet_weights_path, load_imagenet_encoder
+from app.inference.registry import ModelRegistry
+from app.inference.runner import ExplainOptions, InferenceEngine
+from app.inference.weights import load_strict, read_state_dict
+from tests.model_factory import make_package
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def loaded(pixels: np.ndarray, identity: str = "image-1", modality: str = "US") -> LoadedImage:
+    info = ImageInfo(path=Path("/nowhere/image.png"), source_format="png", modality=modality, sop_uid=identity,
+                     rows=pixels.shape[0], columns=pixels.shape[1])
+    return LoadedImage(info=info, frames=pixels[None])
+
+
+# ---- networks and pretrained weights -------------------------------------------------------------
+def test_imagenet_weights_load_strictly_and_see_a_cat():
+    skimage_data = pytest.importorskip("skimage.data")
+    network = build_network({"type": "efficientnet-lite", "num_classes": 1000})
+    load_strict(network, read_state_dict(imagenet_weights_path()), imagenet_weights_path())
+    photo = cv2.resize(skimage_data.chelsea().astype(np.float32) / 255, (224, 224), interpolation=cv2.INTER_AREA)
+    tensor = torch.from_numpy(((photo - 0.5) / 0.5).transpose(2, 0, 1).copy())[None]
+    with torch.inference_mode():
+        top = int(network.eval()(tensor).argmax())
+    assert 281 <= top <= 285, f"ImageNet class {top} is not a domestic cat"
+
+
+def test_segmentation_network_starts_from_imagenet_and_keeps_the_input_size():
+    network = build_network({"type": "efficientnet-lite-unet"})
+    load_imagenet_encoder(network.encoder)
+    reference = read_state_dict(imagenet_weights_path())
+    assert torch.equal(network.encoder._blocks[3]._depthwise_conv.weight, reference["_blocks.3._depthwise_conv.weight"])
+    with torch.inference_mode():
+        assert network.eval()(torch.zeros(1, 3, 96, 128)).shape == (1, 1, 96, 128)
+
+
+def test_unknown_network_type_is_a_clear_error():
+    with pytest.raises(ValueError, match="network type"):
+        build_network({"type": "resnet"})
+
+
+# ---- explanations --------------------------------------------------------------------------------
+def small_classifier(classes: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    return build_network({"type": "efficientnet-lite", "num_classes": classes}).eval()
+
+
+@pytest.mark.parametrize("ours, theirs", [(GradCam, "GradCAM"), (GradCamPlusPlus, "GradCAMPlusPlus")])
+def test_cams_equal_the_pytorch_grad_cam_package_layer_by_layer(ours, theirs):
+    grad_cam = pytest.importorskip("pytorch_grad_cam")
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    network, layers = small_classifier(), ["_blocks.10", "_blocks.15", "_head_activation"]
+    image = torch.randn(1, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    with CamExplainer(network, layers, ours()) as explainer:
+        explained = explainer(image, target_class=2)
+    modules = dict(network.named_modules())
+    for name in layers:
+        with getattr(grad_cam, theirs)(model=network, target_layers=[modules[name]]) as reference:
+            expected = reference(input_tensor=image, targets=[ClassifierOutputTarget(2)])[0]
+        mine = cv2.resize(explained.maps[name], (96, 96))
+        mine = (mine - mine.min()) / max(mine.max() - mine.min(), 1e-12)
+        # the package divides by (max + 1e-7): with random weights' tiny maps that alone moves values ~0.5%
+        assert np.abs(mine - expected).max() < 0.01, name
+        assert np.corrcoef(mine.ravel(), expected.ravel())[0, 1] > 0.9999, name
+
+
+def test_all_layers_come_from_one_forward_and_one_backward_and_hooks_are_released(monkeypatch):
+    network = small_classifier()
+    forwards, grads = [], []
+    network.register_forward_pre_hook(lambda *_: forwards.append(1))
+    real_grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: grads.append(1) or real_grad(*a, **k))
+    layers = list(network.explainable_layers().values())
+    with CamExplainer(network, layers) as explainer:
+        explained = explainer(torch.randn(1, 3, 64, 64))
+    assert len(forwards) == 1 and len(grads) == 1
+    assert set(explained.maps) == set(layers)
+    assert explained.maps["_blocks.4"].shape == (8, 8) and explained.maps["_head_activation"].shape == (2, 2)
+    assert all(not module._forward_hooks for module in network.modules() if module is not network)
+    assert not any(p.grad is not None for p in network.parameters()), "parameter gradients were computed"
+
+
+class BrightSpotNet(nn.Module):
+    """Scores class 1 by mean brightness: its CAM is the image itself, so it must peak on the bright spot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Conv2d(3, 1, 1, bias=False)
+        nn.init.constant_(self.features.weight, 1 / 3)
+
+    def forward(self, x):
+        score = torch.relu(self.features(x + 1)).mean(dim=(2, 3))
+        return torch.cat([-score, score], dim=1)
+
+
+@pytest.mark.parametrize("shape", [(200, 100), (90, 240)])
+def test_heatmaps_are_aligned_with_the_image_through_the_letterbox(tmp_path, shape):
+    manifest = make_package(tmp_path, classes=("dark", "bright"))
+    manifest = replace(manifest, explain_layers={"spot": "features"}, default_explain_layer="spot")
+    pixels = np.zeros(shape, np.uint8)
+    spot = (int(shape[0] * 0.75), int(shape[1] * 0.2))
+    cv2.circle(pixels, spot[::-1], 6, 255, -1)
+    engine = InferenceEngine("cpu")
+    engine.network = lambda *_: BrightSpotNet()
+    result = engine.run(manifest, loaded(pixels), options=ExplainOptions(target_class=1))
+    heatmap = result.heatmaps["spot"]
+    assert heatmap.shape == shape
+    peak = np.unravel_index(np.argmax(heatmap), shape)
+    assert abs(peak[0] - spot[0]) <= 4 and abs(peak[1] - spot[1]) <= 4, (peak, spot)
+
+
+# ---- model packages and weights ------------------------------------------------------------------
+def test_a_damaged_weights_file_is_refused_by_its_hash(tmp_path):
+    manifest = make_package(tmp_path)
+    data = bytearray(manifest.weights_path.read_bytes())
+    data[-5] ^= 0xFF
+    manifest.weights_path.write_bytes(bytes(data))
+    with pytest.raises(ModelPackageError, match="sha256"):
+        InferenceEngine("cpu").run(manifest, loaded(np.zeros((64, 64), np.uint8)))
+
+
+def test_a_missing_key_is_an_error_never_a_partial_load(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from app.inference.weights import sha256_of
+
+    manifest = make_package(tmp_path)
+    state = load_file(str(manifest.weights_path))
+    del state["_blocks.3._bn1.running_var"]
+    save_file(state, str(manifest.weights_path))
+    raw = json.loads((manifest.folder / "model.json").read_text())
+    raw["weights"]["sha256"] = sha256_of(manifest.weights_path)
+    (manifest.folder / "model.json").write_text(json.dumps(raw))
+    with pytest.raises(ModelPackageError, match=r"1 missing \(e\.g\. _blocks\.3\._bn1\.running_var"):
+        InferenceEngine("cpu").run(read_manifest(manifest.folder), loaded(np.zeros((64, 64), np.uint8)))
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_pickled_code_in_a_weights_file_is_never_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "weights.pt"
+    torch.save({"layer.weight": torch.zeros(1), "trap": _Payload()}, path)
+    with pytest.raises(ModelPackageError, match="without unpickling"):
+        read_state_dict(path)
+    assert not (tmp_path / "PWNED").exists()
+    torch.save({"layer.weight": torch.ones(2)}, path)
+    assert torch.equal(read_state_dict(path)["layer.weight"], torch.ones(2))
+
+
+def test_manifest_problems_name_the_field(tmp_path):
+    manifest = make_package(tmp_path)
+    raw = json.loads((manifest.folder / "model.json").read_text())
+    for change, message in [({"task": "detection"}, "task must be"), ({"weights": {"file": "w", "sha256": "x"}},
+                                                                        "sha256 must be 64 hex")]:
+        (manifest.folder / "model.json").write_text(json.dumps({**raw, **change}))
+        with pytest.raises(ModelPackageError, match=message):
+            read_manifest(manifest.folder)
+
+
+def test_registry_matches_models_to_modalities_and_reports_broken_packages(tmp_path):
+    make_package(tmp_path, "us-model", modality="US")
+    make_package(tmp_path, "mr-model", modality=["MR"])
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "model.json").write_text("{")
+    registry = ModelRegistry.discover([tmp_path])
+    assert registry.default_for("MR").name == "mr-model" and registry.default_for("US").name == "us-model"
+    assert registry.default_for("") is None and registry.default_for("CT") is None
+    assert len(registry.problems) == 1 and "unreadable manifest" in str(registry.problems[0])
+
+
+# ---- running -------------------------------------------------------------------------------------
+def test_every_result_carries_its_image_and_model(tmp_path):
+    manifest = make_package(tmp_path)
+    result = InferenceEngine("cpu").run(manifest, loaded(np.zeros((50, 80), np.uint8), "study-A/img-3"))
+    assert result.image_identity == "study-A/img-3" and result.model_key == "test-cls@0.0.1"
+    assert result.probabilities.shape == (3,) and abs(result.probabilities.sum() - 1) < 1e-5
+    assert set(result.heatmaps) == {"head (1/32)"} and result.heatmaps["head (1/32)"].shape == (50, 80)
+
+
+def test_segmentation_gives_a_probability_mask_on_the_image_grid(tmp_path):
+    manifest = make_package(tmp_path, "seg", task="segmentation")
+    result = InferenceEngine("cpu").run(manifest, loaded(np.random.default_rng(0).integers(0, 255, (70, 45), np.uint8)))
+    assert result.mask.shape == (70, 45) and 0 <= result.mask.min() and result.mask.max() <= 1
+    assert [layer.kind for layer in result.layers()] == ["mask"]
+
+
+def test_a_failing_gpu_reruns_on_the_cpu_and_says_so(tmp_path, monkeypatch):
+    manifest = make_package(tmp_path)
+    engine = InferenceEngine("auto")
+    monkeypatch.setattr(runner_module, "choose_device", lambda _preference: torch.device("cuda"))
+    real_run_on = engine._run_on
+
+    def run_on(device, *args):
+        if device.type == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_run_on(device, *args)
+
+    monkeypatch.setattr(engine, "_run_on", run_on)
+    result = engine.run(manifest, loaded(np.zeros((64, 64), np.uint8)))
+    assert result.device == "cpu" and "GPU failed" in result.note and "out of memory" in result.note
+
+
+def test_other_errors_are_not_hidden_by_the_fallback(tmp_path, monkeypatch):
+    manifest = make_package(tmp_path)
+    engine = InferenceEngine("auto")
+    monkeypatch.setattr(runner_module, "choose_device", lambda _preference: torch.device("cuda"))
+    monkeypatch.setattr(engine, "_run_on", lambda *_: (_ for _ in ()).throw(ValueError("bad input")))
+    with pytest.raises(ValueError, match="bad input"):
+        engine.run(manifest, loaded(np.zeros((64, 64), np.uint8)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
+def test_half_precision_on_cuda_matches_the_cpu(tmp_path):
+    manifest = make_package(tmp_path)
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)
+    on_gpu = InferenceEngine("cuda").run(manifest, loaded(pixels))
+    on_cpu = InferenceEngine("cpu").run(manifest, loaded(pixels))
+    assert on_gpu.device.startswith("cuda")
+    assert np.abs(on_gpu.probabilities - on_cpu.probabilities).max() < 0.02
+
+
+# ---- radlens predict -----------------------------------------------------------------------------
+def test_predict_writes_csv_masks_and_pictures_and_lists_unreadable_inputs(tmp_path):
+    models = tmp_path / "models"
+    make_package(models, "toy-seg", task="segmentation")
+    source = tmp_path / "in"
+    (source / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(source / "a.png"), rng.integers(0, 255, (60, 90), np.uint8))
+    cv2.imwrite(str(source / "sub" / "b.png"), rng.integers(0, 255, (40, 30, 3), np.uint8))
+    (source / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 20)
+    env = {**os.environ, "RADLENS_MODEL_PATH": str(models), "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-m", "app", "predict", str(source), str(tmp_path / "out"),
+                           "--model", "toy-seg", "--device", "cpu"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "broken.png" in done.stderr
+    with open(tmp_path / "out" / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(r["image"] for r in rows) == ["a.png", "sub/b.png"]
+    assert list(rows[0])[:3] == ["image", "model", "p_lesion"] and rows[0]["model"] == "toy-seg"
+    mask = cv2.imread(str(tmp_path / "out" / "masks" / "sub" / "b.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (40, 30) and set(np.unique(mask)) <= {0, 255}
+    assert (tmp_path / "out" / "visualizations" / "a.png").is_file()
