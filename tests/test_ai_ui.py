@@ -34,9 +34,9 @@ def ai_window(models, main_window):
     return main_window
 
 
-def ultrasound_study(folder: Path, count: int, modality: str = "US") -> Path:
+def ultrasound_study(folder: Path, count: int, modality: str = "US", uid: str = "") -> Path:
     rng = np.random.default_rng(count)
-    uid = "1.2.826.0.1.3680043.8.498.1" + str(abs(hash(folder)) % 10 ** 8)
+    uid = uid or "1.2.826.0.1.3680043.8.498.1" + str(abs(hash(folder)) % 10 ** 8)
     for index in range(count):
         write_dicom(folder / f"img{index}.dcm", rng.integers(0, 255, (80 + 10 * index, 120), np.uint8),
                     Modality=modality, StudyInstanceUID=uid, SeriesNumber=index + 1, InstanceNumber=1,
@@ -93,7 +93,9 @@ def test_layers_land_on_their_own_image_and_the_panel_binds_both_ways(qtbot, ai_
 
 
 def test_a_late_result_never_lands_on_the_study_opened_meanwhile(qtbot, ai_window, tmp_path, monkeypatch):
-    first, second = ultrasound_study(tmp_path / "a", 1), ultrasound_study(tmp_path / "b", 1)
+    # the same study and series UIDs, a different image (re-acquired): only the identity tells them apart
+    uid = "1.2.826.0.1.3680043.8.498.42"
+    first, second = ultrasound_study(tmp_path / "a", 1, uid=uid), ultrasound_study(tmp_path / "b", 1, uid=uid)
     open_study(qtbot, ai_window, first)
     calls = slow_engine(monkeypatch, 1.5)
     ai_window.actions["run_ai"].trigger()
@@ -101,6 +103,21 @@ def test_a_late_result_never_lands_on_the_study_opened_meanwhile(qtbot, ai_windo
     open_study(qtbot, ai_window, second)
     qtbot.waitUntil(lambda: not ai_window.ai.controller.busy, timeout=20000)
     qtbot.wait(200)
+    assert not ai_window.ai.results and not ai_window.ai.stack.layers
+    assert not any(v.overlays for v in ai_window.study_view.viewports)
+
+
+def test_the_dock_drops_results_for_another_study_or_another_image(qtbot, ai_window, tmp_path):
+    """The worker's cancellation aside: a result that still arrives is checked against what is shown."""
+    uid = "1.2.826.0.1.3680043.8.498.43"
+    open_study(qtbot, ai_window, ultrasound_study(tmp_path / "a", 1, uid=uid))
+    run_ai_and_wait(qtbot, ai_window)
+    old_key, (old_result,) = ai_window.current_study.key, ai_window.ai.results.values()
+    open_study(qtbot, ai_window, ultrasound_study(tmp_path / "b", 1, uid=uid))
+    (series_identity,) = ai_window.study_view.viewport_by_series
+    controller = ai_window.ai.controller
+    controller.result_ready.emit(old_key, series_identity, old_result)  # the old study's run
+    controller.result_ready.emit(ai_window.current_study.key, series_identity, old_result)  # another image
     assert not ai_window.ai.results and not ai_window.ai.stack.layers
     assert not any(v.overlays for v in ai_window.study_view.viewports)
 
