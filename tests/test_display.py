@@ -91,3 +91,14 @@ def test_auto_window_ignores_black_background():
     image[:, :200] = np.linspace(1000, 3000, 200, dtype=np.uint16)[None, :]
     low, high = auto_window(image, slope=1, intercept=0).bounds
     assert 990 <= low <= 1020 and 2980 <= high <= 3010
+
+
+def test_downsampling_for_display_is_the_block_mean():
+    from app.core.display import downsample_for_display
+
+    pixels = np.random.default_rng(0).integers(0, 4096, (301, 203), dtype=np.uint16)
+    small = downsample_for_display(pixels, (4, 3))  # (x, y) factors
+    blocks = pixels[:300, :200].reshape(100, 3, 50, 4).mean(axis=(1, 3))
+    assert small.shape == (100, 50) and small.dtype == np.uint16
+    assert np.abs(small.astype(float) - blocks).max() <= 1.0
+    assert downsample_for_display(np.zeros((4, 4, 3), np.uint8), (2, 2)) is None  # RGB: pyqtgraph's own path

@@ -162,3 +162,21 @@ def full_range_window(stored_range: tuple[float, float], *, slope: float, interc
     a = stored_range[0] * slope + intercept
     b = stored_range[1] * slope + intercept
     return Window.from_bounds(min(a, b), max(a, b, min(a, b) + 1))
+
+
+AREA_RESIZE_DTYPES = (np.uint8, np.uint16, np.int16, np.float32, np.float64)
+
+
+def downsample_for_display(pixels: np.ndarray, factors: tuple[int, int]) -> np.ndarray | None:
+    """Stored values shrunk by whole (x, y) factors with area averaging, as a screen shows them.
+
+    OpenCV's area resize does in a few milliseconds what a numpy mean over blocks does in ~50 ms for a
+    3328 x 2560 mammogram. None when the data is of a kind it does not take (the caller falls back).
+    """
+    import cv2
+
+    x_factor, y_factor = factors
+    height, width = pixels.shape[0] // y_factor, pixels.shape[1] // x_factor
+    if pixels.ndim != 2 or pixels.dtype.type not in AREA_RESIZE_DTYPES or not height or not width:
+        return None
+    return cv2.resize(pixels[: height * y_factor, : width * x_factor], (width, height), interpolation=cv2.INTER_AREA)

@@ -253,13 +253,13 @@ class MainWindow(QtWidgets.QMainWindow):
     def show_study(self, study: Study) -> None:
         self.current_study = study
         self.ai.set_study(study)
+        self.loader.decode(study)  # first, so decoding overlaps building the viewports; images arrive queued
         hanging = hang(study)
         self.study_view.set_hanging(hanging, link=hanging.is_four_view)
         with QtCore.QSignalBlocker(self.actions["link"]):
             self.actions["link"].setChecked(hanging.is_four_view)
         self.setWindowTitle(f"RadLens — {study.title}")
         self.statusBar().showMessage(f"Decoding {len(study.series)} image(s)…")
-        self.loader.decode(study)
 
     def _on_decode_progress(self, done: int, total: int) -> None:
         self.progress.setVisible(done < total)

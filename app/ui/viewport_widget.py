@@ -9,6 +9,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from app.core.display import downsample_for_display
 from app.core.layers import HEATMAP, MASK, PATCHES, OverlayLayer
 from app.core.viewport_state import Change, ViewportState
 
@@ -31,6 +32,22 @@ class NotifyingImageItem(pg.ImageItem):
     def __init__(self, on_painted) -> None:
         super().__init__(axisOrder="row-major", autoDownsample=True)
         self._on_painted = on_painted
+
+    def render(self) -> None:
+        """pyqtgraph's render, but the shrinking for the screen is done by the core's area resize."""
+        full = self.image
+        factors = self._computeDownsampleFactors() if self.autoDownsample and full is not None else None
+        if factors is None or factors[0] is None or tuple(factors) == (1, 1):
+            return super().render()
+        small = downsample_for_display(full, factors)
+        if small is None:
+            return super().render()
+        self.image, self.autoDownsample = small, False
+        try:
+            super().render()
+        finally:
+            self.image, self.autoDownsample = full, True
+        self._lastDownsample = tuple(factors)
 
     def paint(self, painter, *args) -> None:
         super().paint(painter, *args)
