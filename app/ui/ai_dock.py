@@ -62,7 +62,14 @@ class AiDock(QtWidgets.QDockWidget):
         if not self.registry.models:
             self.model_box.addItem("no models installed", None)
         self.model_box.setToolTip("Used for images whose modality no model claims (e.g. PNG files)")
-        form.addRow("Model", self.model_box)
+        self.card_button = QtWidgets.QToolButton()
+        self.card_button.setText("Card…")
+        self.card_button.setToolTip("The model card: data, split, metrics, calibration, licences")
+        self.card_button.clicked.connect(self.show_model_card)
+        model_row = QtWidgets.QHBoxLayout()
+        model_row.addWidget(self.model_box, 1)
+        model_row.addWidget(self.card_button)
+        form.addRow("Model", model_row)
         self.method_box = QtWidgets.QComboBox()
         for key, name in METHODS.items():
             self.method_box.addItem(name, key)
@@ -117,6 +124,13 @@ class AiDock(QtWidgets.QDockWidget):
             self.layer_list.addItem(item)
         for index, name in enumerate(model.classes):
             self.target_box.addItem(name, index)
+
+    def show_model_card(self) -> None:
+        from app.ui.model_card_dialog import ModelCardDialog
+
+        model = self._chosen_model()
+        if model is not None:
+            ModelCardDialog(model, self).exec()
 
     def _on_device_chosen(self, device: str) -> None:
         self.settings.set_ai_device(device)

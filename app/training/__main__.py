@@ -1,0 +1,70 @@
+"""`python -m app.training MODEL [--folds 5] [--out models]`: reproduce a shipped model from ../shared.
+
+Prints progress, writes the package (weights + model.json with its model card) to OUT/MODEL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.inference.batch import terminal_progress
+from app.paths import install_root
+from app.training.classify import cross_validate, fold_figures, train_top
+from app.training.datasets import SHARED_DATASETS, list_samples
+from app.training.features import INPUT, cached_features
+from app.training.metrics import fit_temperature
+from app.training.package import latency_ms, write_classifier
+from app.training.recipes import PLANS
+from app.training.splits import stratified_group_folds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="radlens train", description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=sorted(PLANS))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    parser.add_argument("--out", type=Path, default=install_root() / "models")
+    args = parser.parse_args(argv)
+    plan = PLANS[args.model]
+    recipe = plan.recipe if args.epochs is None else type(plan.recipe)(**{**plan.recipe.__dict__,
+                                                                          "epochs": args.epochs})
+    torch.manual_seed(recipe.seed)
+    np.random.seed(recipe.seed)
+    started = time.perf_counter()
+    try:
+        samples = list_samples(plan.dataset)
+    except FileNotFoundError as error:
+        print(error, file=sys.stderr)
+        return 1
+    labels = np.array([s.label for s in samples])
+    classes = plan.dataset.classes
+    print(f"{plan.name}: {len(samples)} images from {SHARED_DATASETS / plan.dataset.root}, "
+          f"{len({s.group for s in samples})} groups; caching the ImageNet trunk's features")
+    features = cached_features(samples, progress=terminal_progress)
+    folds = stratified_group_folds(labels.tolist(), [s.group for s in samples], args.folds, recipe.seed)
+    print(f"{args.folds}-fold cross-validation, {recipe.epochs} epochs per fold")
+    logits = cross_validate(features, labels, folds, len(classes), recipe)
+    temperature = fit_temperature(logits, labels)
+    figures = fold_figures(logits, labels, folds, classes, temperature)
+    print(f"temperature {temperature:.3f}; cross-validated {figures}")
+    print("final model on all images")
+    network = train_top(features, labels, len(classes), recipe, progress=terminal_progress)
+    wall = time.perf_counter() - started
+    folder = args.out / plan.name
+    manifest = write_classifier(folder, network, plan, recipe, samples, labels, folds, figures, temperature,
+                                wall_seconds=wall, machine=f"{platform.processor() or platform.machine()}, "
+                                                           f"{torch.get_num_threads()} threads")
+    print(f"wrote {folder} ({manifest.weights_path.stat().st_size / 1e6:.1f} MB); CPU latency "
+          f"{manifest.card['cpu_latency_ms']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
