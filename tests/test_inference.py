@@ -269,3 +269,43 @@ def test_predict_writes_csv_masks_and_pictures_and_lists_unreadable_inputs(tmp_p
     mask = cv2.imread(str(tmp_path / "out" / "masks" / "sub" / "b.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (40, 30) and set(np.unique(mask)) <= {0, 255}
     assert (tmp_path / "out" / "visualizations" / "a.png").is_file()
+
+
+# ---- out-of-distribution guard -------------------------------------------------------------------
+def test_feature_distribution_flags_what_lies_far_from_the_training_features(tmp_path):
+    from app.inference.ood import FeatureDistribution
+
+    rng = np.random.default_rng(0)
+    training = rng.normal(size=(400, 32)) @ rng.normal(size=(32, 64))
+    guard = FeatureDistribution.fit(training)
+    assert (guard.distance(training) > guard.limit).mean() <= 0.01
+    assert (guard.distance(rng.normal(size=(50, 32)) @ rng.normal(size=(32, 64)) + 8) > guard.limit).all()
+    sha = guard.save(tmp_path / "ood.safetensors")
+    again = FeatureDistribution.load(tmp_path / "ood.safetensors", sha)
+    assert np.allclose(again.distance(training[:5]), guard.distance(training[:5]), rtol=1e-4)
+
+
+def test_a_result_says_when_the_image_is_unlike_the_models_training_images(tmp_path):
+    from app.inference.ood import FeatureDistribution
+
+    manifest = make_package(tmp_path)
+    network = InferenceEngine("cpu").network(manifest, torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    speckle = [rng.integers(0, 80, (64, 64)).astype(np.uint8) for _ in range(60)]  # dark, grainy "ultrasound"
+    pooled = []
+    hook = network._head_activation.register_forward_hook(lambda _m, _i, out: pooled.append(out.mean((2, 3))))
+    from app.inference.preprocess import prepare_input
+
+    with torch.inference_mode():
+        for pixels in speckle:
+            network(prepare_input(loaded(pixels), 0, manifest.input)[0])
+    hook.remove()
+    guard = FeatureDistribution.fit(torch.cat(pooled).numpy())
+    sha = guard.save(manifest.folder / "ood.safetensors")
+    manifest = replace(manifest, ood={"file": "ood.safetensors", "sha256": sha, "layer": "_head_activation"})
+    engine = InferenceEngine("cpu")
+    alike = engine.run(manifest, loaded(rng.integers(0, 80, (64, 64)).astype(np.uint8)))
+    stripes = np.tile(np.repeat(np.array([0, 255], np.uint8), 4), (64, 8))[:, :64]
+    unlike = engine.run(manifest, loaded(stripes))
+    assert not alike.out_of_distribution and unlike.out_of_distribution
+    assert unlike.ood_distance > unlike.ood_limit > alike.ood_distance

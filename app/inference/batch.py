@@ -69,6 +69,8 @@ def _row(relative: str, model: ModelManifest, outcome) -> dict[str, str]:
     row = {"image": relative, "model": model.name}
     if outcome.probabilities is not None:
         row.update({f"p_{name}": f"{float(p):.6f}" for name, p in zip(model.classes, outcome.probabilities)})
+    if outcome.ood_distance is not None:
+        row["out_of_distribution"] = "yes" if outcome.out_of_distribution else "no"
     if outcome.mask is not None:  # p_<class>: the highest lesion probability of any pixel
         row.update({f"p_{name}": f"{float(outcome.mask.max()):.6f}" for name in model.classes})
         row["mask_fraction"] = f"{float((outcome.mask >= outcome.threshold).mean()):.6f}"

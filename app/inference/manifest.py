@@ -47,6 +47,11 @@ class ModelManifest:
     licence: dict[str, str]
     card: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)  # task-specific settings (e.g. GLAM sizes)
+    ood: dict[str, str] = field(default_factory=dict)  # {file, sha256, layer}: the out-of-distribution guard
+
+    @property
+    def ood_path(self) -> Path | None:
+        return self.folder / self.ood["file"] if self.ood else None
 
     @property
     def weights_path(self) -> Path:
@@ -122,4 +127,14 @@ def _parse(folder: Path, raw: dict[str, Any]) -> ModelManifest:
         licence={str(k): str(v) for k, v in raw.get("licence", {}).items()},
         card=dict(raw.get("card", {})),
         settings=dict(raw.get("settings", {})),
+        ood=_ood(raw.get("ood")),
     )
+
+
+def _ood(raw: Any) -> dict[str, str]:
+    if not raw:
+        return {}
+    ood = {key: str(raw[key]) for key in ("file", "sha256", "layer")}
+    if len(ood["sha256"]) != 64:
+        raise ValueError("ood.sha256 must be 64 hex digits")
+    return ood

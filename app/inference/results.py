@@ -21,9 +21,15 @@ class InferenceResult:
     calibrated: bool = False  # probabilities were temperature-scaled on held-out data (model card)
     target_class: int | None = None  # the class the heatmaps explain
     method: str = ""
+    ood_distance: float | None = None  # how far the image lies from the training images (see ood.py)
+    ood_limit: float | None = None
     mask: np.ndarray | None = None  # lesion probability on the image's pixel grid
     threshold: float = 0.5
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # layer label -> relative map, image grid
+
+    @property
+    def out_of_distribution(self) -> bool:
+        return self.ood_distance is not None and self.ood_limit is not None and self.ood_distance > self.ood_limit
 
     @property
     def predicted_class(self) -> str | None:

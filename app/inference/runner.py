@@ -11,6 +11,7 @@ import torch
 from app.core.image import LoadedImage
 from app.inference.device import choose_device, is_gpu_failure
 from app.inference.manifest import ModelManifest, ModelPackageError
+from app.inference.ood import FeatureDistribution
 from app.inference.preprocess import InputGeometry, prepare_input
 from app.inference.results import InferenceResult
 from app.inference.weights import load_strict, read_state_dict
@@ -36,6 +37,7 @@ class InferenceEngine:
         self.device_preference = device
         self._networks: dict[tuple[str, str], torch.nn.Module] = {}
         self._lock = threading.Lock()
+        self._distributions: dict[str, FeatureDistribution] = {}
 
     def network(self, manifest: ModelManifest, device: torch.device) -> torch.nn.Module:
         key = (manifest.key, str(device))
@@ -82,10 +84,32 @@ class InferenceEngine:
                                classes=manifest.classes, device=str(device),
                                calibrated="temperature" in manifest.settings)
         half = manifest.half_precision and device.type == "cuda"
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
-            if manifest.task == "segmentation":
-                return self._segment(network, tensor, geometry, manifest, base)
-            return self._classify(network, tensor, geometry, manifest, options, base)
+        pooled: list[torch.Tensor] = []
+        hook = None
+        if manifest.ood:
+            layer = dict(network.named_modules()).get(manifest.ood["layer"])
+            if layer is None:
+                raise ModelPackageError(manifest.folder, f"ood.layer {manifest.ood['layer']!r} is not in the network")
+            hook = layer.register_forward_hook(lambda _m, _i, out: pooled.append(out.detach().float().mean((2, 3))))
+        try:
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
+                if manifest.task == "segmentation":
+                    result = self._segment(network, tensor, geometry, manifest, base)
+                else:
+                    result = self._classify(network, tensor, geometry, manifest, options, base)
+        finally:
+            if hook is not None:
+                hook.remove()
+        if pooled:
+            guard = self.feature_distribution(manifest)
+            result = replace(result, ood_distance=float(guard.distance(pooled[0][0].cpu().numpy())[0]),
+                             ood_limit=guard.limit)
+        return result
+
+    def feature_distribution(self, manifest: ModelManifest) -> FeatureDistribution:
+        if manifest.key not in self._distributions:
+            self._distributions[manifest.key] = FeatureDistribution.load(manifest.ood_path, manifest.ood["sha256"])
+        return self._distributions[manifest.key]
 
     @staticmethod
     def _segment(network, tensor, geometry: InputGeometry, manifest: ModelManifest,

@@ -20,7 +20,7 @@ from app.training.classify import cross_validate, fold_figures, train_top
 from app.training.datasets import SHARED_DATASETS, list_samples
 from app.training.features import INPUT, cached_features
 from app.training.metrics import fit_temperature
-from app.training.package import latency_ms, write_classifier
+from app.training.package import add_ood_guard, write_classifier
 from app.training.recipes import PLANS
 from app.training.splits import stratified_group_folds
 
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = write_classifier(folder, network, plan, recipe, samples, labels, folds, figures, temperature,
                                 wall_seconds=wall, machine=f"{platform.processor() or platform.machine()}, "
                                                            f"{torch.get_num_threads()} threads")
+    add_ood_guard(folder, features)
     print(f"wrote {folder} ({manifest.weights_path.stat().st_size / 1e6:.1f} MB); CPU latency "
           f"{manifest.card['cpu_latency_ms']}")
     return 0

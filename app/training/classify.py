@@ -139,3 +139,15 @@ def fold_figures(logits: np.ndarray, labels: np.ndarray, folds: np.ndarray, clas
 def _mean_sd(values) -> dict[str, float]:
     values = np.asarray(values, float)
     return {"mean": round(float(values.mean()), 4), "sd": round(float(values.std(ddof=1)), 4)}
+
+
+def pooled_head_features(network, features: np.ndarray) -> np.ndarray:
+    """The pooled head activations (what the OOD guard looks at) for unmirrored cached trunk features."""
+    net, first, out = network.eval(), frozen_block_count(network), []
+    with torch.inference_mode():
+        for start in range(0, len(features), 64):
+            x = torch.from_numpy(np.asarray(features[start:start + 64, 0], np.float32))
+            for block in net._blocks[first:]:
+                x = block(x)
+            out.append(net._head_activation(net._bn1(net._conv_head(x))).mean(dim=(2, 3)).numpy())
+    return np.concatenate(out)

@@ -73,3 +73,27 @@ def latency_ms(manifest: ModelManifest, image_path: Path, repeats: int = 20) -> 
             times.append((time.perf_counter() - start) * 1000)
         out[label] = round(statistics.median(times), 1)
     return out
+
+
+def add_ood_guard(folder: Path, features: np.ndarray) -> ModelManifest:
+    """Fit the out-of-distribution guard on the training images' pooled features; record it in model.json."""
+    import json
+
+    from app.inference.manifest import MANIFEST_NAME, read_manifest
+    from app.inference.networks import build_network
+    from app.inference.ood import FeatureDistribution
+    from app.inference.weights import load_strict, read_state_dict
+    from app.training.classify import pooled_head_features
+
+    manifest = read_manifest(folder)
+    network = build_network(manifest.network)
+    load_strict(network, read_state_dict(manifest.weights_path, manifest.weights_sha256), manifest.weights_path)
+    guard = FeatureDistribution.fit(pooled_head_features(network, features))
+    sha256 = guard.save(folder / "ood.safetensors")
+    raw = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+    raw["ood"] = {"file": "ood.safetensors", "sha256": sha256, "layer": "_head_activation"}
+    raw["card"]["out_of_distribution_guard"] = (
+        f"pooled head features of the {len(features)} training images: {guard.axes.shape[0]} principal axes; "
+        "an image further than 99.5% of held-out training images (5-fold) is flagged")
+    (folder / MANIFEST_NAME).write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    return read_manifest(folder)

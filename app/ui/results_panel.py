@@ -40,6 +40,9 @@ class ResultsPanel(QtWidgets.QWidget):
             return
         self.title.setText(f"<b>{result.model_key}</b> on {result.device}")
         notes = [result.note] if result.note else []
+        if result.out_of_distribution:
+            notes.append(f"This image does not look like the images {result.model_key} was trained on "
+                         f"(distance {result.ood_distance:.1f}, limit {result.ood_limit:.1f}): the result may not apply.")
         if result.heatmaps:
             notes.append("Heatmaps are relative (scaled to their own maximum): they show where the model "
                          "looked, not a probability.")
