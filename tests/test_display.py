@@ -102,3 +102,17 @@ def test_downsampling_for_display_is_the_block_mean():
     assert small.shape == (100, 50) and small.dtype == np.uint16
     assert np.abs(small.astype(float) - blocks).max() <= 1.0
     assert downsample_for_display(np.zeros((4, 4, 3), np.uint8), (2, 2)) is None  # RGB: pyqtgraph's own path
+
+
+def test_heatmap_colours_follow_the_colour_map_and_fade_at_the_low_end():
+    from app.core.colormaps import colormap_table
+    from app.core.layers import HEATMAP, OverlayLayer, heatmap_rgba
+
+    values = np.array([[0.0, 0.1, 0.5, 1.0]], np.float32)
+    rgba = heatmap_rgba(values, (0.0, 1.0), "viridis")
+    table = colormap_table("viridis")
+    assert np.array_equal(rgba[0, :, :3], table[[0, 26, 128, 255]])
+    assert list(rgba[0, :, 3]) == [0, 104, 255, 255]  # level 26 of 255, alpha ramps to full by 0.25
+    layer = OverlayLayer("cam", HEATMAP, "img", data=np.random.default_rng(0).random((3000, 1500), np.float32))
+    small, (sx, sy) = layer.display_rgba(600)
+    assert small.shape == (600, 300, 4) and (sx, sy) == (5.0, 5.0)

@@ -8,6 +8,7 @@ grid (stored orientation), so views place them exactly like the image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -111,6 +112,19 @@ class OverlayLayer:
             return mask_rgba(self.data, self.threshold)
         return np.zeros((0, 0, 4), np.uint8)
 
+    def display_rgba(self, max_side: int) -> tuple[np.ndarray, tuple[float, float]]:
+        """`rgba()` of the map shrunk so its longer side is at most `max_side` (screens show no more),
+        with the (x, y) scale from its pixels back to the image's."""
+        if self.data is None or max(self.data.shape) <= max_side:
+            return self.rgba(), (1.0, 1.0)
+        height, width = self.data.shape
+        factor = max_side / max(height, width)
+        small_h, small_w = max(1, round(height * factor)), max(1, round(width * factor))
+        small = cv2.resize(self.data, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        rgba = (heatmap_rgba(small, self.value_range, self.colormap) if self.kind == HEATMAP
+                else mask_rgba(small, self.threshold))
+        return rgba, (width / small_w, height / small_h)
+
     def contours(self) -> list[np.ndarray]:
         """Outlines of the thresholded mask, or of the patches, as (N, 2) x/y point arrays."""
         if self.kind == MASK:
@@ -121,13 +135,26 @@ class OverlayLayer:
         return []
 
 
+@lru_cache(maxsize=None)
+def _heatmap_table(colormap: str) -> np.ndarray:
+    """(256,) uint32: the colour map's RGBA per level, alpha ramping up over the lowest levels."""
+    table = np.empty((256, 4), np.uint8)
+    table[:, :3] = colormap_table(colormap)
+    table[:, 3] = np.rint(np.clip(np.arange(256) / 255.0 / HEATMAP_ALPHA_RAMP, 0.0, 1.0) * 255)
+    packed = table.view(np.uint32).ravel()
+    packed.setflags(write=False)
+    return packed
+
+
 def heatmap_rgba(values: np.ndarray, value_range: tuple[float, float], colormap: str) -> np.ndarray:
+    """Values to 256 levels in float32, then one table lookup per pixel (RGBA packed as uint32)."""
     lo, hi = value_range
-    scaled = np.clip((values - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
-    rgba = np.empty((*values.shape, 4), np.uint8)
-    rgba[..., :3] = colormap_table(colormap)[np.rint(scaled * 255).astype(np.uint8)]
-    rgba[..., 3] = np.rint(np.clip(scaled / HEATMAP_ALPHA_RAMP, 0.0, 1.0) * 255).astype(np.uint8)
-    return rgba
+    gain = np.float32(255.0 / ((hi - lo) or 1.0))
+    levels = np.multiply(values, gain, dtype=np.float32)
+    levels -= np.float32(lo) * gain
+    np.clip(levels, 0, 255, out=levels)
+    np.rint(levels, out=levels)
+    return _heatmap_table(colormap)[levels.astype(np.uint8)].view(np.uint8).reshape(*values.shape, 4)
 
 
 def mask_rgba(probability: np.ndarray, threshold: float) -> np.ndarray:

@@ -76,24 +76,28 @@ def latency_ms(manifest: ModelManifest, image_path: Path, repeats: int = 20) -> 
 
 
 def add_ood_guard(folder: Path, features: np.ndarray) -> ModelManifest:
-    """Fit the out-of-distribution guard on the training images' pooled features; record it in model.json."""
+    """Fit the out-of-distribution guard on the training images' pooled trunk features; record it.
+
+    The frozen ImageNet trunk (its last block) describes what an image looks like far better than the
+    fine-tuned head, whose features collapse onto the classes: on the breast-ultrasound model, head
+    features left brain MRI and mammograms inside the limit, trunk features put them well outside.
+    """
     import json
 
     from app.inference.manifest import MANIFEST_NAME, read_manifest
-    from app.inference.networks import build_network
     from app.inference.ood import FeatureDistribution
-    from app.inference.weights import load_strict, read_state_dict
-    from app.training.classify import pooled_head_features
+    from app.training.features import FROZEN_STAGES, pretrained_classifier
 
     manifest = read_manifest(folder)
-    network = build_network(manifest.network)
-    load_strict(network, read_state_dict(manifest.weights_path, manifest.weights_sha256), manifest.weights_path)
-    guard = FeatureDistribution.fit(pooled_head_features(network, features))
+    layer = f"_blocks.{pretrained_classifier(1).stage_ends[FROZEN_STAGES - 1]}"
+    pooled = np.stack([np.asarray(features[i, 0], np.float32).mean(axis=(1, 2)) for i in range(len(features))])
+    guard = FeatureDistribution.fit(pooled)
     sha256 = guard.save(folder / "ood.safetensors")
     raw = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    raw["ood"] = {"file": "ood.safetensors", "sha256": sha256, "layer": "_head_activation"}
+    raw["ood"] = {"file": "ood.safetensors", "sha256": sha256, "layer": layer}
     raw["card"]["out_of_distribution_guard"] = (
-        f"pooled head features of the {len(features)} training images: {guard.axes.shape[0]} principal axes; "
-        "an image further than 99.5% of held-out training images (5-fold) is flagged")
+        f"pooled ImageNet-trunk features ({layer}) of the {len(features)} training images, "
+        f"{guard.axes.shape[0]} principal axes; an image further than 99.5% of held-out training images "
+        "(5-fold) is flagged: 'the result may not apply'")
     (folder / MANIFEST_NAME).write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     return read_manifest(folder)

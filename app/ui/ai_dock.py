@@ -213,7 +213,9 @@ class AiDock(QtWidgets.QDockWidget):
             return  # computed for another image than the one shown here
         self.results[result.image_identity] = result
         self.stack.replace(result.image_identity, result.model_key, result.layers())
-        self._on_active_viewport(self.study_view.active)
+        active = self.study_view.active
+        if active is viewport or active is None:  # other images' panels refresh when they become active
+            self._on_active_viewport(active)
 
     def _on_failed(self, study_key: str, _series: str, message: str) -> None:
         if self.study is not None and study_key == self.study.key:

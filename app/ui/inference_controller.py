@@ -6,11 +6,35 @@ an earlier study is cancelled and anything it still sends is dropped by its gene
 
 from __future__ import annotations
 
+import os
+from contextlib import contextmanager
+
+import torch
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, thread_worker
 
+from app.inference.device import choose_device
 from app.inference.manifest import ModelManifest, ModelPackageError
 from app.inference.runner import ExplainOptions, InferenceEngine, InferenceError
+
+
+@contextmanager
+def _core_left_for_ui(engine: InferenceEngine):
+    """On the CPU, torch's intra-op threads use every core and starve the UI thread (measured by
+    benchmarks/ui_stall.py); use one thread fewer than there are cores while the run lasts."""
+    try:
+        on_cpu = choose_device(engine.device_preference).type == "cpu"
+    except ValueError:
+        on_cpu = False  # the engine reports the bad choice per image
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    before = torch.get_num_threads()
+    if on_cpu and before >= cores > 1:
+        torch.set_num_threads(cores - 1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 @thread_worker(start_thread=False)
@@ -18,7 +42,8 @@ def _inference_worker(engine: InferenceEngine, jobs: list, options: ExplainOptio
     """jobs: (series identity, LoadedImage, frame, ModelManifest); yields one outcome per job."""
     for series_identity, image, frame, manifest in jobs:
         try:
-            outcome = ("result", series_identity, engine.run(manifest, image, frame, options))
+            with _core_left_for_ui(engine):
+                outcome = ("result", series_identity, engine.run(manifest, image, frame, options))
         except (InferenceError, ModelPackageError, ValueError) as error:
             outcome = ("error", series_identity, f"{manifest.name}: {error}")
         yield outcome

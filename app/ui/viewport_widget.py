@@ -16,6 +16,9 @@ from app.core.viewport_state import Change, ViewportState
 CORNER_STYLE = "color: #f2e7a0; background: rgba(0, 0, 0, 150); font-size: 12px; padding: 1px 3px;"
 LABEL_STYLE = "color: #f2e7a0; background: rgba(0, 0, 0, 150); font-size: 15px; font-weight: 600; padding: 1px 3px;"
 WHEEL_STEP = 1.15
+# Overlays are drawn from maps no larger than this (heatmaps come from <= 32 x 32 feature maps; mask
+# outlines stay full resolution): building and painting full-size RGBA stalled the UI ~0.3 s per image.
+OVERLAY_MAX_SIDE = 768
 OUTLINE_COLOURS = {MASK: (255, 80, 80), PATCHES: (80, 220, 255), HEATMAP: (0, 0, 0, 0)}
 
 
@@ -155,11 +158,11 @@ class ViewportWidget(QtWidgets.QFrame):
     # ---- overlay layers ------------------------------------------------------------------------
     def add_layer(self, layer: OverlayLayer, hidden: bool) -> None:
         """Draw a layer above the image: an RGBA image item and/or outline paths, same transform."""
-        items = []
-        rgba = layer.rgba()
+        items, transforms = [], []
+        rgba, (sx, sy) = layer.display_rgba(OVERLAY_MAX_SIDE)
         if rgba.size:
-            image = pg.ImageItem(rgba, axisOrder="row-major", autoDownsample=True)
-            items.append(image)
+            items.append(pg.ImageItem(rgba, axisOrder="row-major", autoDownsample=False, levels=(0, 255)))
+            transforms.append(QtGui.QTransform.fromScale(sx, sy) * self._reading_transform())
         outline = QtWidgets.QGraphicsPathItem()
         pen = QtGui.QPen(QtGui.QColor(*OUTLINE_COLOURS[layer.kind]))
         pen.setCosmetic(True)
@@ -167,8 +170,9 @@ class ViewportWidget(QtWidgets.QFrame):
         outline.setPen(pen)
         outline.setPath(_path_of(layer.contours()))
         items.append(outline)
-        for z, item in enumerate(items):
-            item.setTransform(self._reading_transform())
+        transforms.append(self._reading_transform())
+        for z, (item, transform) in enumerate(zip(items, transforms)):
+            item.setTransform(transform)
             item.setZValue(10 + len(self.overlays) * 2 + z)
             self.view_box.addItem(item)
         self.overlays[layer] = items
@@ -195,7 +199,7 @@ class ViewportWidget(QtWidgets.QFrame):
         if what in ("colormap", "threshold"):
             for item in items:
                 if isinstance(item, pg.ImageItem):
-                    item.setImage(layer.rgba())
+                    item.setImage(layer.display_rgba(OVERLAY_MAX_SIDE)[0], levels=(0, 255))
                 else:
                     item.setPath(_path_of(layer.contours()))
         self._show_layer(layer, self.overlays_hidden)
