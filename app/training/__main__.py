@@ -20,7 +20,7 @@ from app.training.classify import cross_validate, fold_figures, train_top
 from app.training.datasets import SHARED_DATASETS, list_samples
 from app.training.features import INPUT, cached_features
 from app.training.metrics import fit_temperature
-from app.training.package import add_ood_guard, write_classifier
+from app.training.package import add_ood_guard, remeasure_latency, write_classifier
 from app.training.recipes import PLANS
 from app.training.splits import stratified_group_folds
 
@@ -31,8 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--out", type=Path, default=install_root() / "models")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only measure the CPU latency of the package in OUT again (on a quiet machine)")
     args = parser.parse_args(argv)
     plan = PLANS[args.model]
+    if args.latency_only:
+        figures = remeasure_latency(args.out / plan.name, list_samples(plan.dataset)[0].image)
+        print(f"{plan.name}: CPU latency {figures} ms")
+        return 0
     recipe = plan.recipe if args.epochs is None else type(plan.recipe)(**{**plan.recipe.__dict__,
                                                                           "epochs": args.epochs})
     torch.manual_seed(recipe.seed)
