@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app import __version__
 
-COMMANDS = ("open", "demo", "models", "predict")
+COMMANDS = ("open", "demo", "models", "predict", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", help="model name (default: the model for each image's modality)")
     predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     predict.add_argument("--no-visualizations", action="store_true", help="skip the per-image result pictures")
+    commands.add_parser("train", add_help=False,
+                        help="reproduce a shipped model from ../shared/datasets (see `radlens train --help`)")
     return parser
 
 
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "open")
+    if argv and argv[0] == "train":
+        from app.training.__main__ import main as train
+
+        return train(argv[1:])
     args = build_parser().parse_args(argv)
     command = args.command or "open"
     if command == "models":

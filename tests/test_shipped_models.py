@@ -1,0 +1,44 @@
+"""The model packages in models/: they load strictly, run, and carry an honest card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.inference.registry import ModelRegistry
+from app.inference.runner import ExplainOptions, InferenceEngine
+from app.io.study_loader import decode_image, read_info
+from tests.test_inference import loaded
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+REGISTRY = ModelRegistry.discover([MODELS])
+CARD_FIELDS = ("summary", "data", "split", "training", "metrics", "calibration", "cpu_latency_ms")
+
+
+def test_every_package_in_models_is_readable():
+    assert not REGISTRY.problems, REGISTRY.problems
+
+
+@pytest.mark.parametrize("model", REGISTRY.models, ids=lambda m: m.name)
+def test_a_shipped_model_runs_and_has_a_card(model):
+    assert model.weights_path.stat().st_size <= 25e6
+    assert all(field in model.card for field in CARD_FIELDS), sorted(model.card)
+    assert "temperature" in model.settings and model.ood
+    result = InferenceEngine("cpu").run(model, loaded(np.random.default_rng(0).integers(0, 255, (300, 260), np.uint8)),
+                                        options=ExplainOptions())
+    assert result.probabilities.shape == (len(model.classes),) and result.calibrated
+    assert next(iter(result.heatmaps.values())).shape == (300, 260)
+
+
+def test_the_ultrasound_model_says_a_mammogram_is_not_its_kind_of_image(shared_datasets):
+    if not (MODELS / "us-breast-cls").is_dir():
+        pytest.skip("us-breast-cls is not in models/")
+    model = REGISTRY.get("us-breast-cls")
+    engine = InferenceEngine("cpu")
+    mammogram = engine.run(model, decode_image(read_info(shared_datasets / "mias" / "images" / "mdb001.png")),
+                           options=ExplainOptions(layers=()))
+    ultrasound = engine.run(model, decode_image(read_info(shared_datasets / "busi" / "benign" / "benign (1).png")),
+                            options=ExplainOptions(layers=()))
+    assert mammogram.out_of_distribution and not ultrasound.out_of_distribution
