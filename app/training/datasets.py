@@ -42,6 +42,8 @@ CHEST = DatasetSpec("chest_xray", ("normal", "pneumonia"), ("NORMAL", "PNEUMONIA
                     "CC BY 4.0 (Kermany et al., Cell 2018)")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BUSI_MASK = re.compile(r"^(?P<stem>.+?)_mask(_\d+)?$")
+# Kermany chest X-ray names carry the patient: person123_bacteria_45.jpeg, IM-0119-0001.jpeg, NORMAL2-IM-0563-0001.jpeg
+CHEST_PATIENT = re.compile(r"^(?P<patient>person\d+|(?:NORMAL2-)?IM-\d+)[-_]")
 
 
 def data_root(spec: DatasetSpec, base: Path = SHARED_DATASETS) -> Path:
@@ -67,9 +69,16 @@ def list_samples(spec: DatasetSpec, base: Path = SHARED_DATASETS) -> list[Sample
         for path in images:
             samples.append(Sample(path, label, group=f"{folder}/{path.stem}",
                                   masks=tuple(sorted(masks.get(path.stem, [])))))
-    if spec is BRAIN:
+    if spec in (BRAIN, BUSI):  # both hold near-duplicate images (BUSI: 150 of 659 in groups of <= 4)
         samples = group_near_duplicates(samples)
+    if spec is CHEST:
+        samples = [Sample(s.image, s.label, group=_chest_patient(s.image.name), masks=s.masks) for s in samples]
     return samples
+
+
+def _chest_patient(name: str) -> str:
+    match = CHEST_PATIENT.match(name)
+    return f"patient-{match['patient']}" if match else f"file-{name}"
 
 
 def difference_hash(path: Path, size: int = 16) -> np.ndarray:

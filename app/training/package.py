@@ -16,6 +16,10 @@ from app.io.study_loader import decode_image, read_info
 from app.training.features import FROZEN_STAGES, INPUT
 
 VERSION = "1.0.0"
+GROUPING = {"brain_mri": "near-duplicates (256-bit dHash within 20 bits) share a group and a fold",
+            "chest_xray": "images of one patient (from the file name) share a group and a fold",
+            "busi": "near-duplicates (256-bit dHash within 20 bits) share a group and a fold; BUSI publishes "
+                    "no patient identifiers"}
 
 
 def write_classifier(folder: Path, network, plan, recipe, samples, labels, folds, figures, temperature,
@@ -39,8 +43,7 @@ def write_classifier(folder: Path, network, plan, recipe, samples, labels, folds
             "data": {"dataset": plan.dataset.name, "images": len(samples),
                      "per_class": {c: counts.get(i, 0) for i, c in enumerate(classes)},
                      "groups": len({s.group for s in samples}),
-                     "grouping": "near-duplicates (256-bit dHash within 20 bits) share a group"
-                     if plan.dataset.name == "brain_mri" else "one image per group"},
+                     "grouping": GROUPING[plan.dataset.name]},
             "split": f"{int(folds.max()) + 1}-fold cross-validation, stratified by class, grouped; "
                      f"seed {recipe.seed}. Figures are out-of-fold; the shipped weights are then trained "
                      "on all images with the same recipe.",
