@@ -16,6 +16,8 @@ from app.io.study_loader import decode_image, read_info
 from app.training.features import FROZEN_STAGES, INPUT
 
 VERSION = "1.0.0"
+CALIBRATION = ("temperature scaling fitted on the pooled out-of-fold logits (T = {temperature:.3f}); the ECE "
+               "figures are measured on those same out-of-fold predictions (one fitted parameter)")
 GROUPING = {"brain_mri": "near-duplicates (256-bit dHash within 20 bits) share a group and a fold",
             "chest_xray": "images of one patient (from the file name) share a group and a fold",
             "busi": "near-duplicates (256-bit dHash within 20 bits) share a group and a fold; BUSI publishes "
@@ -53,7 +55,7 @@ def write_classifier(folder: Path, network, plan, recipe, samples, labels, folds
                          "class_balanced_loss": recipe.balance_classes,
                          "wall_time_minutes": round(wall_seconds / 60, 1), "machine": machine},
             "metrics": figures,
-            "calibration": f"temperature scaling fitted on the out-of-fold logits (T = {temperature:.3f})",
+            "calibration": CALIBRATION.format(temperature=temperature),
             "targets": plan.targets,
         },
     }
