@@ -18,6 +18,7 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_voi, get_decoder
 from pydicom.uid import UID, JPEG2000, JPEG2000Lossless
 
+from app.core.cpu import usable_cores
 from app.core.display import VoiLut, Window
 from app.core.image import ImageInfo, LoadedImage, WindowPreset
 from app.core.study import mammo_tag_from_name
@@ -38,8 +39,7 @@ VIEW_CODE_MEANINGS = {"cranio-caudal": "CC", "medio-lateral oblique": "MLO"}
 # the cores: it reads OPJ_NUM_THREADS whenever it makes a decoder (pylibjpeg-openjpeg's ignores it).
 # A 3328 x 2560 16-bit lossless image: ~0.9 s with pylibjpeg, ~0.55 s with Pillow on 2 cores.
 PILLOW_J2K_SYNTAXES = {JPEG2000Lossless, JPEG2000}
-CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-os.environ.setdefault("OPJ_NUM_THREADS", str(CORES))  # set at import, before any decode thread runs
+os.environ.setdefault("OPJ_NUM_THREADS", str(usable_cores()))  # set at import, before any decode thread runs
 
 
 def is_dicom_file(path: Path) -> bool:

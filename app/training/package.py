@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from app.inference.manifest import ModelManifest
+from app.inference.manifest import MANIFEST_NAME, ModelManifest, read_manifest
+from app.inference.networks.efficientnet_lite import EfficientNetLite
+from app.inference.ood import FeatureDistribution
 from app.inference.package_writer import write_model_package
 from app.inference.runner import ExplainOptions, InferenceEngine
 from app.io.study_loader import decode_image, read_info
@@ -87,41 +91,30 @@ def add_ood_guard(folder: Path, features: np.ndarray) -> ModelManifest:
     fine-tuned head, whose features collapse onto the classes: on the breast-ultrasound model, head
     features left brain MRI and mammograms inside the limit, trunk features put them well outside.
     """
-    import json
-
-    from app.inference.manifest import MANIFEST_NAME, read_manifest
-    from app.inference.ood import FeatureDistribution
-    from app.training.features import FROZEN_STAGES, pretrained_classifier
-
-    manifest = read_manifest(folder)
-    layer = f"_blocks.{pretrained_classifier(1).stage_ends[FROZEN_STAGES - 1]}"
+    layer = f"_blocks.{EfficientNetLite().stage_ends[FROZEN_STAGES - 1]}"
     pooled = np.stack([np.asarray(features[i, 0], np.float32).mean(axis=(1, 2)) for i in range(len(features))])
     guard = FeatureDistribution.fit(pooled)
     sha256 = guard.save(folder / "ood.safetensors")
-    raw = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    raw["ood"] = {"file": "ood.safetensors", "sha256": sha256, "layer": layer}
-    raw["card"]["out_of_distribution_guard"] = (
-        f"pooled ImageNet-trunk features ({layer}) of the {len(features)} training images, "
-        f"{guard.axes.shape[0]} principal axes; an image further than 99.5% of held-out training images "
-        "(5-fold) is flagged: 'the result may not apply'")
-    (folder / MANIFEST_NAME).write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
-    return read_manifest(folder)
+    text = (f"pooled ImageNet-trunk features ({layer}) of the {len(features)} training images, "
+            f"{guard.axes.shape[0]} principal axes; an image further than 99.5% of held-out training images "
+            "(5-fold) is flagged: 'the result may not apply'")
+    return _update_manifest(folder, {"ood": {"file": "ood.safetensors", "sha256": sha256, "layer": layer}},
+                            {"out_of_distribution_guard": text})
 
 
 def remeasure_latency(folder: Path, image_path: Path) -> dict[str, float]:
     """Measure the package's CPU latency again and write it into its card."""
-    import json
-
-    from app.inference.manifest import MANIFEST_NAME, read_manifest
 
     figures = latency_ms(read_manifest(folder), image_path)
-    raw = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-    raw["card"]["cpu_latency_ms"] = {**figures, "threads": torch_threads()}
-    (folder / MANIFEST_NAME).write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    _update_manifest(folder, {}, {"cpu_latency_ms": {**figures, "threads": torch.get_num_threads()}})
     return figures
 
 
-def torch_threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
+def _update_manifest(folder: Path, fields: dict, card: dict) -> ModelManifest:
+    """Rewrite model.json with some top-level fields and card entries replaced (weights untouched)."""
+    path = folder / MANIFEST_NAME
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw.update(fields)
+    raw["card"].update(card)
+    path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
+    return read_manifest(folder)

@@ -6,13 +6,13 @@ an earlier study is cancelled and anything it still sends is dropped by its gene
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 
 import torch
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, thread_worker
 
+from app.core.cpu import usable_cores
 from app.inference.device import choose_device
 from app.inference.manifest import ModelManifest, ModelPackageError
 from app.inference.runner import ExplainOptions, InferenceEngine, InferenceError
@@ -26,7 +26,7 @@ def _core_left_for_ui(engine: InferenceEngine):
         on_cpu = choose_device(engine.device_preference).type == "cpu"
     except ValueError:
         on_cpu = False  # the engine reports the bad choice per image
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     before = torch.get_num_threads()
     if on_cpu and before >= cores > 1:
         torch.set_num_threads(cores - 1)
