@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -84,22 +86,12 @@ class InferenceEngine:
                                classes=manifest.classes, device=str(device),
                                calibrated="temperature" in manifest.settings)
         half = manifest.half_precision and device.type == "cuda"
-        pooled: list[torch.Tensor] = []
-        hook = None
-        if manifest.ood:
-            layer = dict(network.named_modules()).get(manifest.ood["layer"])
-            if layer is None:
-                raise ModelPackageError(manifest.folder, f"ood.layer {manifest.ood['layer']!r} is not in the network")
-            hook = layer.register_forward_hook(lambda _m, _i, out: pooled.append(out.detach().float().mean((2, 3))))
-        try:
+        with _pooled_output(network, manifest) as pooled:
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
                 if manifest.task == "segmentation":
                     result = self._segment(network, tensor, geometry, manifest, base)
                 else:
                     result = self._classify(network, tensor, geometry, manifest, options, base)
-        finally:
-            if hook is not None:
-                hook.remove()
         if pooled:
             guard = self.feature_distribution(manifest)
             result = replace(result, ood_distance=float(guard.distance(pooled[0][0].cpu().numpy())[0]),
@@ -149,6 +141,23 @@ class InferenceEngine:
                     for label, module in zip(labels, modules)}
         return replace(base, probabilities=probabilities, target_class=int(explained.target_class),
                        method=METHODS[options.method], heatmaps=heatmaps)
+
+
+@contextmanager
+def _pooled_output(network: torch.nn.Module, manifest: ModelManifest) -> Iterator[list[torch.Tensor]]:
+    """Collects the spatially pooled output of the manifest's OOD layer during the block (none without one)."""
+    pooled: list[torch.Tensor] = []
+    if not manifest.ood:
+        yield pooled
+        return
+    layer = dict(network.named_modules()).get(manifest.ood["layer"])
+    if layer is None:
+        raise ModelPackageError(manifest.folder, f"ood.layer {manifest.ood['layer']!r} is not in the network")
+    handle = layer.register_forward_hook(lambda _m, _i, out: pooled.append(out.detach().float().mean((2, 3))))
+    try:
+        yield pooled
+    finally:
+        handle.remove()
 
 
 def _rescaled01(values: np.ndarray) -> np.ndarray:
