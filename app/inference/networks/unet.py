@@ -12,7 +12,7 @@ from torch.nn import functional
 
 from app.inference.networks.efficientnet_lite import EfficientNetLite
 
-DECODER_CHANNELS = (128, 64, 48, 32)  # at strides 16, 8, 4, 2
+DECODER_CHANNELS = (128, 64, 32, 16)  # at strides 16, 8, 4, 2 (light at fine strides: CPU-trainable)
 BOTTLENECK_CHANNELS = 256
 
 
