@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only measure the CPU latency of the package in OUT again (on a quiet machine)")
     args = parser.parse_args(argv)
     if args.model == SEGMENTATION:
-        return train_segmentation(args.out)
+        return train_segmentation(args.out, args.epochs)
     plan = PLANS[args.model]
     if args.latency_only:
         figures = remeasure_latency(args.out / plan.name, list_samples(plan.dataset)[0].image)
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def train_segmentation(out: Path) -> int:
+def train_segmentation(out: Path, epochs: int | None) -> int:
     from app.training.datasets import BUSI
-    from app.training.segment import encoder_maps, evaluate, pretrained_unet, train_decoder
+    from app.training.segment import EPOCHS, encoder_maps, evaluate, pretrained_unet, train_decoder
 
     started = time.perf_counter()
     samples = list_samples(BUSI)
@@ -89,13 +89,14 @@ def train_segmentation(out: Path) -> int:
     print(f"{SEGMENTATION}: {len(samples)} BUSI images; encoder maps of each image and its mirror")
     maps, targets = encoder_maps(pretrained_unet(), samples, progress=terminal_progress)
     print(f"training the decoder on {len(train)} images, {len(held)} held out")
-    network = train_decoder(maps, targets, train)
+    epochs = epochs or EPOCHS
+    network = train_decoder(maps, targets, train, epochs)
     figures = evaluate(network, maps, targets, held, labels)
     print(f"held-out: {figures}")
     pooled = np.asarray(maps[3][train, 0], np.float32).mean(axis=(2, 3))
     split = (f"one held-out split: fold 1 of 5 (stratified by class, near-duplicates grouped; seed 0), {len(held)} "
              f"images; the shipped weights are the model trained on the other {len(train)}")
-    manifest = write_segmenter(out / SEGMENTATION, network, samples, split, figures, pooled,
+    manifest = write_segmenter(out / SEGMENTATION, network, samples, split, figures, pooled, epochs,
                                wall_seconds=time.perf_counter() - started,
                                machine=f"{platform.machine()}, {torch.get_num_threads()} threads")
     print(f"wrote {manifest.folder}; CPU latency {manifest.card['cpu_latency_ms']}")

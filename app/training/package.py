@@ -121,9 +121,9 @@ def _update_manifest(folder: Path, fields: dict, card: dict) -> ModelManifest:
 
 
 def write_segmenter(folder: Path, network, samples, split: str, figures: dict, pooled: np.ndarray,
-                    wall_seconds: float, machine: str) -> ModelManifest:
+                    epochs: int, wall_seconds: float, machine: str) -> ModelManifest:
     from app.training.datasets import BUSI
-    from app.training.segment import BATCH, EPOCHS, LEARNING_RATE
+    from app.training.segment import BATCH, LEARNING_RATE
 
     manifest = {
         "name": "us-breast-seg", "version": VERSION, "modality": ["US"], "task": "segmentation",
@@ -143,7 +143,7 @@ def write_segmenter(folder: Path, network, samples, split: str, figures: dict, p
                      "grouping": GROUPING["busi"]},
             "split": split,
             "training": {"encoder": "ImageNet EfficientNet-Lite0, frozen", "decoder": "attention U-Net",
-                         "loss": "Dice + BCE", "epochs": EPOCHS, "batch": BATCH, "learning_rate": LEARNING_RATE,
+                         "loss": "Dice + BCE", "epochs": epochs, "batch": BATCH, "learning_rate": LEARNING_RATE,
                          "augmentation": "left-right mirror", "wall_time_minutes": round(wall_seconds / 60, 1),
                          "machine": machine},
             "metrics": figures,

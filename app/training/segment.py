@@ -19,7 +19,7 @@ from app.training.datasets import Sample
 from app.training.features import INPUT, load_input
 from app.training.metrics import dice_and_iou
 
-EPOCHS, BATCH, LEARNING_RATE = 8, 16, 2e-3
+EPOCHS, BATCH, LEARNING_RATE = 20, 16, 2e-3
 
 
 def pretrained_unet():
@@ -79,17 +79,17 @@ def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return functional.binary_cross_entropy_with_logits(logits, target) + dice.mean()
 
 
-def train_decoder(maps, targets, indices: np.ndarray, seed: int = 0, say=print):
+def train_decoder(maps, targets, indices: np.ndarray, epochs: int = EPOCHS, seed: int = 0, say=print):
     torch.manual_seed(seed)
     network = pretrained_unet()
     trainable = [p for name, p in network.named_parameters() if not name.startswith("encoder.")]
     optimiser = torch.optim.AdamW(trainable, lr=LEARNING_RATE, weight_decay=1e-4)
-    steps = EPOCHS * int(np.ceil(len(indices) / BATCH))
+    steps = epochs * int(np.ceil(len(indices) / BATCH))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, LEARNING_RATE, total_steps=steps, pct_start=0.15)
     rng = np.random.default_rng(seed)
     network.train()
     network.encoder.eval()
-    for epoch in range(EPOCHS):
+    for epoch in range(epochs):
         start, total = time.perf_counter(), 0.0
         order = rng.permutation(indices)
         for first in range(0, len(order), BATCH):
@@ -103,7 +103,7 @@ def train_decoder(maps, targets, indices: np.ndarray, seed: int = 0, say=print):
             optimiser.step()
             schedule.step()
             total += loss.item() * len(chosen)
-        say(f"  epoch {epoch + 1}/{EPOCHS}: loss {total / len(indices):.3f} ({time.perf_counter() - start:.0f} s)")
+        say(f"  epoch {epoch + 1}/{epochs}: loss {total / len(indices):.3f} ({time.perf_counter() - start:.0f} s)")
     return network.eval()
 
 
