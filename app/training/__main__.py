@@ -18,7 +18,7 @@ from app.inference.batch import terminal_progress
 from app.paths import install_root
 from app.training.classify import cross_validate, fold_figures, train_top
 from app.training.datasets import SHARED_DATASETS, list_samples
-from app.training.features import INPUT, cached_features
+from app.training.features import cached_features
 from app.training.metrics import fit_temperature
 from app.training.package import add_ood_guard, remeasure_latency, write_classifier, write_segmenter
 from app.training.recipes import PLANS

@@ -1,4 +1,4 @@
-"""A trained classifier as a model package, with a model card of what was measured."""
+"""A trained model as a package, with a model card of what was measured."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from app.training.features import FROZEN_STAGES, INPUT
 VERSION = "1.0.0"
 CALIBRATION = ("temperature scaling fitted on the pooled out-of-fold logits (T = {temperature:.3f}); the ECE "
                "figures are measured on those same out-of-fold predictions (one fitted parameter)")
+INPUT_FIELD = {"size": list(INPUT.size), "channels": INPUT.channels, "resize": INPUT.resize,
+               "normalization": {"mean": list(INPUT.mean), "std": list(INPUT.std)}}
 GROUPING = {"brain_mri": "near-duplicates (256-bit dHash within 20 bits) share a group and a fold",
             "chest_xray": "images of one patient (from the file name) share a group and a fold",
             "busi": "near-duplicates (256-bit dHash within 20 bits) share a group and a fold; BUSI publishes "
@@ -37,8 +39,7 @@ def write_classifier(folder: Path, network, plan, recipe, samples, labels, folds
         "name": plan.name, "version": VERSION, "modality": list(plan.modality), "task": "classification",
         "classes": list(classes),
         "network": {"type": "efficientnet-lite", "variant": "lite0", "num_classes": len(classes)},
-        "input": {"size": list(INPUT.size), "channels": INPUT.channels, "resize": INPUT.resize,
-                  "normalization": {"mean": list(INPUT.mean), "std": list(INPUT.std)}},
+        "input": INPUT_FIELD,
         "explain": {"layers": layers, "default": "head (1/32)"},
         "half_precision": True,
         "settings": {"temperature": round(temperature, 4)},
@@ -63,17 +64,21 @@ def write_classifier(folder: Path, network, plan, recipe, samples, labels, folds
             "targets": plan.targets,
         },
     }
-    package = write_model_package(folder, network, manifest)
-    manifest["card"]["cpu_latency_ms"] = latency_ms(package, samples[0].image)
-    return write_model_package(folder, network, manifest)
+    write_model_package(folder, network, manifest)
+    remeasure_latency(folder, samples[0].image)
+    return read_manifest(folder)
 
 
 def latency_ms(manifest: ModelManifest, image_path: Path, repeats: int = 20) -> dict[str, float]:
-    """Median CPU time of one prediction, with and without the default Grad-CAM, preprocessing included."""
+    """Median CPU time of one prediction (and, for classifiers, with the default Grad-CAM), preprocessing
+    included."""
     image = decode_image(read_info(image_path))
     engine = InferenceEngine("cpu")
     out = {}
-    for label, options in (("prediction", ExplainOptions(layers=())), ("with Grad-CAM", ExplainOptions())):
+    variants = [("prediction", ExplainOptions(layers=()))]
+    if manifest.task == "classification":
+        variants.append(("with Grad-CAM", ExplainOptions()))
+    for label, options in variants:
         engine.run(manifest, image, options=options)
         times = []
         for _ in range(repeats):
@@ -93,18 +98,20 @@ def add_ood_guard(folder: Path, features: np.ndarray) -> ModelManifest:
     """
     layer = f"_blocks.{EfficientNetLite().stage_ends[FROZEN_STAGES - 1]}"
     pooled = np.stack([np.asarray(features[i, 0], np.float32).mean(axis=(1, 2)) for i in range(len(features))])
+    return _record_ood_guard(folder, pooled, layer, f"pooled ImageNet-trunk features ({layer})")
+
+
+def _record_ood_guard(folder: Path, pooled: np.ndarray, layer: str, what: str) -> ModelManifest:
     guard = FeatureDistribution.fit(pooled)
     sha256 = guard.save(folder / "ood.safetensors")
-    text = (f"pooled ImageNet-trunk features ({layer}) of the {len(features)} training images, "
-            f"{guard.axes.shape[0]} principal axes; an image further than 99.5% of held-out training images "
-            "(5-fold) is flagged: 'the result may not apply'")
+    text = (f"{what} of the {len(pooled)} training images, {guard.axes.shape[0]} principal axes; an image "
+            "further than 99.5% of held-out training images (5-fold) is flagged: 'the result may not apply'")
     return _update_manifest(folder, {"ood": {"file": "ood.safetensors", "sha256": sha256, "layer": layer}},
                             {"out_of_distribution_guard": text})
 
 
 def remeasure_latency(folder: Path, image_path: Path) -> dict[str, float]:
-    """Measure the package's CPU latency again and write it into its card."""
-
+    """Measure the package's CPU latency (again) and write it into its card."""
     figures = latency_ms(read_manifest(folder), image_path)
     _update_manifest(folder, {}, {"cpu_latency_ms": {**figures, "threads": torch.get_num_threads()}})
     return figures
@@ -128,8 +135,7 @@ def write_segmenter(folder: Path, network, samples, split: str, figures: dict, p
     manifest = {
         "name": "us-breast-seg", "version": VERSION, "modality": ["US"], "task": "segmentation",
         "classes": ["lesion"], "network": {"type": "efficientnet-lite-unet", "variant": "lite0"},
-        "input": {"size": list(INPUT.size), "channels": INPUT.channels, "resize": INPUT.resize,
-                  "normalization": {"mean": list(INPUT.mean), "std": list(INPUT.std)}},
+        "input": INPUT_FIELD,
         "explain": {"layers": {}, "default": ""},
         "half_precision": True,
         "settings": {"threshold": 0.5},
@@ -150,18 +156,7 @@ def write_segmenter(folder: Path, network, samples, split: str, figures: dict, p
             "calibration": "pixel probabilities are not calibrated; the threshold slider sets the mask",
         },
     }
-    package = write_model_package(folder, network, manifest)
-    guard = FeatureDistribution.fit(pooled)
-    sha256 = guard.save(folder / "ood.safetensors")
-    text = ("pooled encoder features (encoder._blocks.10, 1/16) of the training images; an image further than "
-            "99.5% of held-out training images (5-fold) is flagged: 'the result may not apply'")
-    _update_manifest(folder, {"ood": {"file": "ood.safetensors", "sha256": sha256, "layer": "encoder._blocks.10"}},
-                     {"out_of_distribution_guard": text})
-    image = decode_image(read_info(samples[0].image))
-    engine, times = InferenceEngine("cpu"), []
-    engine.run(read_manifest(folder), image)
-    for _ in range(10):
-        start = time.perf_counter()
-        engine.run(read_manifest(folder), image)
-        times.append((time.perf_counter() - start) * 1000)
-    return _update_manifest(folder, {}, {"cpu_latency_ms": {"prediction": round(statistics.median(times), 1)}})
+    write_model_package(folder, network, manifest)
+    _record_ood_guard(folder, pooled, "encoder._blocks.10", "pooled encoder features (encoder._blocks.10, 1/16)")
+    remeasure_latency(folder, samples[0].image)
+    return read_manifest(folder)
