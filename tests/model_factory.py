@@ -36,3 +36,24 @@ def make_package(root: Path, name: str = "test-cls", *, task: str = "classificat
         "card": {"summary": "random weights made by the tests"},
     }
     return write_model_package(Path(root) / name, network, manifest)
+
+
+def make_glam_package(root: Path, name: str = "test-glam", *, seed: int = 0, window=(256, 160), patch: int = 64,
+                      modality="MG") -> ModelManifest:
+    """A GLAM package with random weights and small sizes (the networks are the official ones)."""
+    from app.inference.glam.crop import CropSettings
+    from app.inference.glam.networks import GlamNetwork
+    from app.inference.glam.pipeline import GlamSettings
+
+    torch.manual_seed(seed)
+    settings = GlamSettings(window=tuple(window), patch=patch, crop=CropSettings(erode_iterations=4, buffer=4))
+    manifest = {
+        "name": name, "version": "0.0.1", "modality": modality, "task": "glam", "classes": ["benign", "malignant"],
+        "network": {"type": "glam"},
+        "input": {"size": list(window), "channels": 1, "resize": "letterbox",
+                  "normalization": {"mean": [0.0], "std": [1.0]}},
+        "settings": {"glam": settings.to_dict()},
+        "licence": {"weights": "test only"},
+        "card": {"summary": "random weights made by the tests"},
+    }
+    return write_model_package(Path(root) / name, GlamNetwork().half(), manifest)

@@ -37,7 +37,7 @@ class OverlayLayer:
     def __init__(self, name: str, kind: str, image_identity: str, *, data: np.ndarray | None = None,
                  boxes: tuple[Box, ...] = (), value_range: tuple[float, float] = (0.0, 1.0),
                  relative: bool = False, colormap: str = "viridis", opacity: float = 0.5,
-                 threshold: float = 0.5, source: str = "") -> None:
+                 threshold: float = 0.5, scale: float = 1.0, source: str = "") -> None:
         if kind not in (HEATMAP, MASK, PATCHES):
             raise ValueError(f"unknown layer kind {kind!r}")
         if kind != PATCHES and (data is None or data.ndim != 2):
@@ -47,6 +47,9 @@ class OverlayLayer:
         self.boxes = tuple(boxes)
         self.value_range = value_range
         self.relative = relative
+        self.scale = float(scale)  # image pixels per data value (coarse maps are not blown up in memory)
+        if self.scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale}")
         self._visible, self._opacity, self._colormap, self._threshold = True, 0.5, "viridis", 0.5
         self.changed = Signal()
         with self.changed.blocker():
@@ -116,19 +119,19 @@ class OverlayLayer:
         """`rgba()` of the map shrunk so its longer side is at most `max_side` (screens show no more),
         with the (x, y) scale from its pixels back to the image's."""
         if self.data is None or max(self.data.shape) <= max_side:
-            return self.rgba(), (1.0, 1.0)
+            return self.rgba(), (self.scale, self.scale)
         height, width = self.data.shape
         factor = max_side / max(height, width)
         small_h, small_w = max(1, round(height * factor)), max(1, round(width * factor))
         small = cv2.resize(self.data, (small_w, small_h), interpolation=cv2.INTER_AREA)
         rgba = (heatmap_rgba(small, self.value_range, self.colormap) if self.kind == HEATMAP
                 else mask_rgba(small, self.threshold))
-        return rgba, (width / small_w, height / small_h)
+        return rgba, (self.scale * width / small_w, self.scale * height / small_h)
 
     def contours(self) -> list[np.ndarray]:
         """Outlines of the thresholded mask, or of the patches, as (N, 2) x/y point arrays."""
         if self.kind == MASK:
-            return mask_contours(self.data, self.threshold)
+            return [c * self.scale for c in mask_contours(self.data, self.threshold)]
         if self.kind == PATCHES:
             return [np.array([[b.x, b.y], [b.x + b.width, b.y], [b.x + b.width, b.y + b.height],
                               [b.x, b.y + b.height], [b.x, b.y]], dtype=np.float32) for b in self.boxes]

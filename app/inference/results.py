@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.layers import HEATMAP, MASK, OverlayLayer
+from app.core.layers import HEATMAP, MASK, PATCHES, Box, OverlayLayer
+
+SALIENCY_COLOURS = {"benign": "greens", "malignant": "reds"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class InferenceResult:
     mask: np.ndarray | None = None  # lesion probability on the image's pixel grid
     threshold: float = 0.5
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # layer label -> relative map, image grid
+    saliency: dict[str, np.ndarray] = field(default_factory=dict)  # GLAM: class -> map in 0..1, coarse grid
+    map_scale: float = 1.0  # image pixels per saliency value
+    patches: tuple[Box, ...] = ()  # GLAM: the patch(es) the local network read, image pixels
 
     @property
     def out_of_distribution(self) -> bool:
@@ -44,5 +49,12 @@ class InferenceResult:
         for label, values in self.heatmaps.items():
             made.append(OverlayLayer(f"{self.method} {label} ({target})", HEATMAP, self.image_identity,
                                      data=values, relative=True, colormap="viridis", opacity=0.5,
+                                     source=self.model_key))
+        for name, values in self.saliency.items():
+            made.append(OverlayLayer(f"{name.capitalize()} saliency", HEATMAP, self.image_identity, data=values,
+                                     colormap=SALIENCY_COLOURS.get(name, "viridis"), opacity=0.5,
+                                     scale=self.map_scale, source=self.model_key))
+        if self.patches:
+            made.append(OverlayLayer("Patch map", PATCHES, self.image_identity, boxes=self.patches, opacity=0.9,
                                      source=self.model_key))
         return made

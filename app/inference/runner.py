@@ -77,9 +77,9 @@ class InferenceEngine:
 
     def _run_on(self, device: torch.device, manifest: ModelManifest, image: LoadedImage, frame: int,
                 options: ExplainOptions) -> InferenceResult:
-        if manifest.task == "glam":
-            raise InferenceError(f"{manifest.name}: GLAM models run through the mammography pipeline")
         network = self.network(manifest, device)
+        if manifest.task == "glam":
+            return self._glam(network, device, manifest, [(image, frame)])[0]
         tensor, geometry = prepare_input(image, frame, manifest.input)
         tensor = tensor.to(device)
         base = InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task=manifest.task,
@@ -97,6 +97,31 @@ class InferenceEngine:
             result = replace(result, ood_distance=float(guard.distance(pooled[0][0].cpu().numpy())[0]),
                              ood_limit=guard.limit)
         return result
+
+    def run_glam(self, manifest: ModelManifest, images: list[tuple[LoadedImage, int]]) -> list[InferenceResult]:
+        """Several views of one exam through a GLAM model at once (one batch per network)."""
+        with self._lock:
+            device = choose_device(self.device_preference)
+            return self._glam(self.network(manifest, device), device, manifest, images)
+
+    @staticmethod
+    def _glam(network, device: torch.device, manifest: ModelManifest, images: list[tuple[LoadedImage, int]]
+              ) -> list[InferenceResult]:
+        from app.inference.glam.on_images import run_images
+        from app.inference.glam.pipeline import GlamSettings
+
+        try:
+            settings = GlamSettings.from_dict(manifest.settings.get("glam", {}))
+        except (TypeError, ValueError) as error:
+            raise ModelPackageError(manifest.folder, f"settings.glam: {error}") from error
+        try:
+            outputs = run_images(network, images, settings, device)
+        except ValueError as error:  # e.g. no breast found in an empty image
+            raise InferenceError(str(error)) from error
+        return [InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task="glam",
+                                classes=manifest.classes, device=str(device), probabilities=out.scores,
+                                saliency=out.saliency, map_scale=out.map_scale, patches=(out.patch,))
+                for (image, _), out in zip(images, outputs)]
 
     def feature_distribution(self, manifest: ModelManifest) -> FeatureDistribution:
         if manifest.key not in self._distributions:

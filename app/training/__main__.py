@@ -25,17 +25,25 @@ from app.training.recipes import PLANS
 from app.training.splits import stratified_group_folds
 
 SEGMENTATION = "us-breast-seg"
+GLAM = "mg-glam-mias"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="radlens train", description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=sorted([*PLANS, SEGMENTATION]))
+    parser.add_argument("model", choices=sorted([*PLANS, SEGMENTATION, GLAM]))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     parser.add_argument("--out", type=Path, default=install_root() / "models")
     parser.add_argument("--latency-only", action="store_true",
                         help="only measure the CPU latency of the package in OUT again (on a quiet machine)")
+    parser.add_argument("--local-epochs", type=int, default=None, help=f"{GLAM}: epochs of the local network")
+    parser.add_argument("--all-folds", action="store_true",
+                        help=f"{GLAM}: also train the global network on the other four splits and report them")
     args = parser.parse_args(argv)
+    if args.model == GLAM:
+        from app.training.glam_command import train_glam
+
+        return train_glam(args.out, args.epochs, args.local_epochs, args.all_folds)
     if args.model == SEGMENTATION:
         return train_segmentation(args.out, args.epochs)
     plan = PLANS[args.model]

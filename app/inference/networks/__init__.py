@@ -11,12 +11,16 @@ from torch import nn
 from app.inference.networks.efficientnet_lite import VARIANTS, EfficientNetLite
 from app.inference.networks.unet import LiteUNet
 
-NETWORK_TYPES = ("efficientnet-lite", "efficientnet-lite-unet")
+NETWORK_TYPES = ("efficientnet-lite", "efficientnet-lite-unet", "glam")
 
 
 def build_network(spec: dict[str, Any]) -> nn.Module:
     """The untrained network a manifest describes; ValueError names what is wrong with the spec."""
     kind = spec.get("type")
+    if kind == "glam":
+        from app.inference.glam.networks import GlamNetwork
+
+        return GlamNetwork()
     variant = spec.get("variant", "lite0")
     if variant not in VARIANTS:
         raise ValueError(f"network variant must be one of {', '.join(VARIANTS)}, got {variant!r}")

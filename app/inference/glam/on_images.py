@@ -1,0 +1,61 @@
+"""GLAM on the viewer's images: pixels in, saliency maps and the patch box back on each image's grid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from app.core.image import LoadedImage
+from app.core.layers import Box
+from app.inference.glam.networks import LOCAL_STRIDE
+from app.inference.glam.pipeline import (CLASSES, GlamSettings, PreparedView, ViewOutput, chest_wall_on_right,
+                                         prepare_view, run_views)
+
+MAP_STRIDE = LOCAL_STRIDE  # the fused map changes every 4 window pixels; finer grids hold nothing more
+
+
+@dataclass(frozen=True)
+class GlamOnImage:
+    scores: np.ndarray  # (2,) benign, malignant
+    saliency: dict[str, np.ndarray]  # class -> fused map on the image grid, one value per `map_scale` pixels
+    map_scale: float  # image pixels per map pixel
+    patch: Box  # the selected patch in image pixels
+
+
+def view_pixels(image: LoadedImage, frame: int = 0) -> np.ndarray:
+    """Grey float32 pixels with the breast bright (MONOCHROME1 and inverse presentation turned round)."""
+    pixels = image.frame(frame)
+    pixels = pixels.mean(axis=2) if pixels.ndim == 3 else pixels
+    pixels = pixels.astype(np.float32)
+    if image.info.presentation_inverse:
+        pixels = float(pixels.max()) - pixels
+    return pixels
+
+
+def prepare_image(image: LoadedImage, settings: GlamSettings, frame: int = 0) -> PreparedView:
+    pixels = view_pixels(image, frame)
+    laterality = image.info.laterality
+    right = laterality == "R" if laterality in ("R", "L") else chest_wall_on_right(pixels, settings.crop.background)
+    return prepare_view(pixels, right, image.info.view or "", settings)
+
+
+def on_image(output: ViewOutput, view: PreparedView, settings: GlamSettings) -> GlamOnImage:
+    """A view's output placed on its source image (maps at `map_scale` image pixels per value)."""
+    stride = MAP_STRIDE
+    maps = {name: view.placement.to_source(output.saliency[c], view.source_shape, stride)
+            for c, name in enumerate(CLASSES)}
+    scale = stride / settings.resample
+    x, y, width, height = view.placement.source_box(*output.patch_corner, settings.patch, settings.patch)
+    factor = 1.0 / settings.resample
+    patch = Box(x * factor, y * factor, width * factor, height * factor)
+    return GlamOnImage(output.scores, maps, scale, patch)
+
+
+def run_images(network, images: list[tuple[LoadedImage, int]], settings: GlamSettings,
+               device: torch.device = torch.device("cpu")) -> list[GlamOnImage]:
+    """Several views (e.g. one exam) through GLAM at once: one global batch, one local batch."""
+    views = [prepare_image(image, settings, frame) for image, frame in images]
+    outputs = run_views(network, views, settings, device)
+    return [on_image(output, view, settings) for output, view in zip(outputs, views)]
