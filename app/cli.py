@@ -29,13 +29,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help="window size in pixels (default: remembered size, or 1600x1000 for screenshots)")
         sub.add_argument("--run-ai", action="store_true",
                          help="run the default model on the study once it is drawn (before any screenshot)")
-    commands.add_parser("models", help="list the installed model packages")
+    models = commands.add_parser("models", help="list the installed model packages, or import one")
+    models_commands = models.add_subparsers(dest="models_command")
+    importer = models_commands.add_parser(
+        "import", help="install a model package folder, or an official GLAM checkpoint (.ckpt/.pt/.pth), "
+                       "for this user")
+    importer.add_argument("path", type=Path)
     predict = commands.add_parser("predict", help="run a model on every image in a folder")
     predict.add_argument("input", type=Path, help="an image file or a folder (searched recursively)")
     predict.add_argument("output", type=Path, help="folder for predictions.csv, masks/ and visualizations/")
     predict.add_argument("--model", help="model name (default: the model for each image's modality)")
     predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     predict.add_argument("--no-visualizations", action="store_true", help="skip the per-image result pictures")
+    predict.add_argument("--exam-list", type=Path, metavar="PKL",
+                         help="GLAM exam list (pickle of plain lists and dicts): adds benign_label and "
+                              "malignant_label to a GLAM model's predictions.csv")
     commands.add_parser("train", add_help=False,
                         help="reproduce a shipped model from ../shared/datasets (see `radlens train --help`)")
     return parser
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "open"
     if command == "models":
-        return list_models()
+        return import_model(args.path) if args.models_command == "import" else list_models()
     if command == "predict":
         return predict(args)
     paths = list(getattr(args, "paths", []) or [])
@@ -95,6 +103,20 @@ def list_models() -> int:
     return 0 if not registry.problems else 1
 
 
+def import_model(path: Path) -> int:
+    from app.inference.manifest import ModelPackageError
+    from app.inference.model_import import import_model as install
+
+    try:
+        manifest = install(path)
+    except ModelPackageError as error:
+        print(f"radlens: cannot import {error.path}: {error.reason}", file=sys.stderr)
+        return 1
+    print(f"imported {manifest.name} {manifest.version} ({manifest.task}, {'/'.join(manifest.modalities)}) "
+          f"into {manifest.folder}")
+    return 0
+
+
 def predict(args: argparse.Namespace) -> int:
     from app.inference.batch import predict_folder, terminal_progress
 
@@ -103,9 +125,10 @@ def predict(args: argparse.Namespace) -> int:
         return 2
     try:
         report = predict_folder(args.input, args.output, model_name=args.model, device=args.device,
-                                visualizations=not args.no_visualizations, progress=terminal_progress)
-    except (KeyError, ValueError) as error:
-        print(f"radlens: {error.args[0] if error.args else error}", file=sys.stderr)
+                                visualizations=not args.no_visualizations, progress=terminal_progress,
+                                exam_list=args.exam_list)
+    except (KeyError, ValueError, OSError) as error:
+        print(f"radlens: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return 2
     for problem in report.problems:
         print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)

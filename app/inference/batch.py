@@ -10,12 +10,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.inference.glam.exam_list import read_exam_labels
 from app.inference.manifest import ModelManifest, ModelPackageError
 from app.inference.registry import ModelRegistry
 from app.inference.runner import InferenceEngine, InferenceError
 from app.inference.visualize import result_picture
 from app.io.errors import LoadProblem
 from app.io.study_loader import decode_series, scan
+
+
+GLAM_COLUMNS = ("image_index", "benign_pred", "malignant_pred", "benign_label", "malignant_label")
 
 
 @dataclass
@@ -26,8 +30,12 @@ class BatchReport:
 
 def predict_folder(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                    visualizations: bool = True, registry: ModelRegistry | None = None,
-                   progress=None) -> BatchReport:
-    """Run the model on every readable image under `source`; unreadable ones are listed, not fatal."""
+                   progress=None, exam_list: Path | None = None) -> BatchReport:
+    """Run the model on every readable image under `source`; unreadable ones are listed, not fatal.
+
+    When every prediction comes from a GLAM model, predictions.csv has GLAM's own columns
+    (image_index, benign_pred, malignant_pred, and the labels when `exam_list` gives them)."""
+    exam_labels = read_exam_labels(exam_list) if exam_list else {}
     registry = registry or ModelRegistry.discover()
     chosen = registry.get(model_name) if model_name else None
     result = scan([source])
@@ -36,6 +44,7 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
     engine = InferenceEngine(device)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, str]] = []
+    glam_rows: list[dict[str, str]] = []
     columns: list[str] = ["image", "model"]
     for done, item in enumerate(series, start=1):
         path = item.first.path
@@ -53,11 +62,15 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
                     report.problems.append(LoadProblem(path, f"{model.name} could not run: {error}"))
                 else:
                     rows.append(_row(relative, model, outcome))
+                    if model.task == "glam":
+                        glam_rows.append(_glam_row(path, outcome, exam_labels))
                     columns += [c for c in rows[-1] if c not in columns]
                     _write_outputs(out, relative, image, outcome, visualizations)
                     report.predicted += 1
         if progress:
             progress(done, len(series))
+    if rows and len(glam_rows) == len(rows):
+        rows, columns = glam_rows, list(GLAM_COLUMNS if exam_labels else GLAM_COLUMNS[:3])
     with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
@@ -74,6 +87,14 @@ def _row(relative: str, model: ModelManifest, outcome) -> dict[str, str]:
     if outcome.mask is not None:  # p_<class>: the highest lesion probability of any pixel
         row.update({f"p_{name}": f"{float(outcome.mask.max()):.6f}" for name in model.classes})
         row["mask_fraction"] = f"{float((outcome.mask >= outcome.threshold).mean()):.6f}"
+    return row
+
+
+def _glam_row(path: Path, outcome, exam_labels: dict[str, tuple[int, int]]) -> dict[str, str]:
+    benign, malignant = (float(p) for p in outcome.probabilities)
+    row = {"image_index": path.stem, "benign_pred": f"{benign:.6f}", "malignant_pred": f"{malignant:.6f}"}
+    if path.stem in exam_labels:
+        row["benign_label"], row["malignant_label"] = (str(v) for v in exam_labels[path.stem])
     return row
 
 

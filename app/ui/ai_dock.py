@@ -56,11 +56,7 @@ class AiDock(QtWidgets.QDockWidget):
         form = QtWidgets.QFormLayout(body)
         form.setContentsMargins(4, 4, 4, 4)
         self.model_box = QtWidgets.QComboBox()
-        for model in self.registry.models:
-            self.model_box.addItem(f"{model.name} {model.version} ({'/'.join(model.modalities)}, {model.task})",
-                                   model.name)
-        if not self.registry.models:
-            self.model_box.addItem("no models installed", None)
+        self._fill_model_box()
         self.model_box.setToolTip("Used for images whose modality no model claims (e.g. PNG files)")
         self.card_button = QtWidgets.QToolButton()
         self.card_button.setText("Card…")
@@ -108,6 +104,22 @@ class AiDock(QtWidgets.QDockWidget):
         self.layer_panel = LayerPanel()
         form.addRow(self.layer_panel)
         self.setWidget(body)
+
+    def _fill_model_box(self) -> None:
+        self.model_box.clear()
+        for model in self.registry.models:
+            self.model_box.addItem(f"{model.name} {model.version} ({'/'.join(model.modalities)}, {model.task})",
+                                   model.name)
+        if not self.registry.models:
+            self.model_box.addItem("no models installed", None)
+
+    def reload_models(self, select: str | None = None) -> None:
+        """Read the model folders again (after an import) and choose `select` if it is there."""
+        self.registry = ModelRegistry.discover()
+        self._fill_model_box()
+        index = self.model_box.findData(select) if select else -1
+        if index >= 0:
+            self.model_box.setCurrentIndex(index)
 
     def _on_model_chosen(self) -> None:
         model = self._chosen_model()
@@ -270,4 +282,9 @@ class AiDock(QtWidgets.QDockWidget):
             return
         identity = state.image.info.identity
         self.layer_panel.show_layers(self.stack.for_image(identity))
-        self.results_panel.show_result(self.results.get(identity))
+        result = self.results.get(identity)
+        self.results_panel.show_result(result)
+        if result is not None and result.patches:
+            from app.inference.visualize import patch_rgb
+
+            self.results_panel.show_patch(patch_rgb(state.image, result.patches[0], state.frame, state))

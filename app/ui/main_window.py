@@ -122,6 +122,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addAction("Open &Demo Study", self.open_demo)
         file_menu.addSeparator()
+        file_menu.addAction("&Import Model…", self.import_model)
+        file_menu.addSeparator()
         file_menu.addAction(self.actions["export_view"])
         file_menu.addAction(self.actions["export_seg"])
         file_menu.addSeparator()
@@ -361,6 +363,31 @@ class MainWindow(QtWidgets.QMainWindow):
         QtWidgets.QMessageBox.information(
             self, "Keyboard and mouse",
             f"<table cellspacing=6>{mouse}<tr><td colspan=2><hr></td></tr>{rows}</table>")
+
+    def import_model(self, path: Path | None = None) -> bool:
+        """Install a model package (its model.json) or an official GLAM checkpoint for this user."""
+        from app.inference.manifest import ModelPackageError
+        from app.inference.model_import import import_model
+
+        if path is None:
+            chosen, _ = QtWidgets.QFileDialog.getOpenFileName(
+                self, "Import model", str(Path.home()),
+                "Models (model.json *.ckpt *.pt *.pth);;GLAM checkpoints (*.ckpt *.pt *.pth);;"
+                "Model packages (model.json)")
+            if not chosen:
+                return False
+            path = Path(chosen)
+        QtWidgets.QApplication.setOverrideCursor(QtCore.Qt.CursorShape.WaitCursor)
+        try:
+            manifest = import_model(path)
+        except ModelPackageError as error:
+            QtWidgets.QApplication.restoreOverrideCursor()
+            QtWidgets.QMessageBox.warning(self, "Import model", f"{error.path.name} was not imported:\n{error.reason}")
+            return False
+        QtWidgets.QApplication.restoreOverrideCursor()
+        self.ai.reload_models(manifest.name)
+        self.statusBar().showMessage(f"Imported {manifest.name} {manifest.version} into {manifest.folder}", 10000)
+        return True
 
     def show_about(self) -> None:
         from app import __version__

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.core.scores import ExamScores
 from app.inference.results import InferenceResult
@@ -26,14 +27,34 @@ class ResultsPanel(QtWidgets.QWidget):
         self.exam_table.setVerticalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.exam_table.setToolTip("Per view; per breast the maximum of its views; per exam the maximum of both breasts")
         self.exam_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        for widget in (self.title, self.note, self.bars, self.exam_table):
+        self.patch_title = QtWidgets.QLabel("Selected patch (what the local network read), magnified:")
+        self.patch_title.setWordWrap(True)
+        self.patch_view = QtWidgets.QLabel()
+        self.patch_view.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        self.patch_view.setToolTip("The patch of the patch map, magnified; windowed like its view")
+        for widget in (self.title, self.note, self.bars, self.exam_table, self.patch_title, self.patch_view):
             self._layout.addWidget(widget)
         self._layout.addStretch(1)
         self.show_result(None)
 
+    def show_patch(self, rgb: np.ndarray | None, side: int = 240) -> None:
+        """The selected patch (RGB uint8), scaled up to `side` pixels; None hides it."""
+        self.patch_title.setVisible(rgb is not None)
+        self.patch_view.setVisible(rgb is not None)
+        if rgb is None:
+            self.patch_view.clear()
+            return
+        rgb = np.ascontiguousarray(rgb)
+        image = QtGui.QImage(rgb.data, rgb.shape[1], rgb.shape[0], rgb.strides[0], QtGui.QImage.Format.Format_RGB888)
+        pixmap = QtGui.QPixmap.fromImage(image.copy())
+        self.patch_view.setPixmap(pixmap.scaled(side, side, QtCore.Qt.AspectRatioMode.KeepAspectRatio,
+                                                QtCore.Qt.TransformationMode.FastTransformation))
+
     def show_result(self, result: InferenceResult | None, message: str = "") -> None:
         while self._bars.rowCount():
             self._bars.removeRow(0)
+        if result is None or not result.patches:
+            self.show_patch(None)
         if result is None:
             self.title.setText(message or "No result for this image yet.")
             self.note.setText("")
@@ -43,6 +64,9 @@ class ResultsPanel(QtWidgets.QWidget):
         if result.out_of_distribution:
             notes.append(f"This image does not look like the images {result.model_key} was trained on "
                          f"(distance {result.ood_distance:.1f}, limit {result.ood_limit:.1f}): the result may not apply.")
+        if result.saliency:
+            notes.append("Saliency maps show, per class, where the model found evidence (0 to 1); the patch map "
+                          "marks the region the local network re-read. Scores are not calibrated probabilities.")
         if result.heatmaps:
             notes.append("Heatmaps are relative (scaled to their own maximum): they show where the model "
                          "looked, not a probability.")
@@ -56,8 +80,10 @@ class ResultsPanel(QtWidgets.QWidget):
                 bar.setFormat(f"{float(p):.3f}")
                 label = QtWidgets.QLabel(f"<b>{name}</b>" if index == best else name)
                 self._bars.addRow(label, bar)
-            self._bars.addRow(QtWidgets.QLabel("probability, calibrated on held-out data" if result.calibrated
-                                               else "probability (this model is not calibrated)"))
+            self._bars.addRow(QtWidgets.QLabel(
+                "score per class (GLAM; not a calibrated probability)" if result.task == "glam"
+                else "probability, calibrated on held-out data" if result.calibrated
+                else "probability (this model is not calibrated)"))
         if result.mask is not None:
             area = float((result.mask >= result.threshold).mean()) * 100
             self._bars.addRow("Segmented", QtWidgets.QLabel(f"{area:.1f}% of the image at p ≥ {result.threshold:.2f}"))
