@@ -182,3 +182,20 @@ def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path):
     with pytest.raises(ModelPackageError, match="read safely"):
         checked_state_dict(tmp_path / "evil.ckpt")
     assert not (tmp_path / "ran").exists()
+
+
+def test_images_that_state_their_pixel_spacing_are_read_at_the_models_pixel_size(tmp_path):
+    from dataclasses import replace
+
+    from app.inference.glam.on_images import run_images, settings_for
+
+    settings = GlamSettings(window=(128, 80), patch=32, pixel_size_mm=0.4, resample=1.0,
+                            crop=CropSettings(erode_iterations=2, buffer=2))
+    image = _mammogram(False, (150, 60))
+    fine = LoadedImage(replace(image.info, pixel_spacing=(0.2, 0.2)), image.frames)
+    assert settings_for(fine, settings).resample == 0.5
+    assert settings_for(image, settings).resample == 1.0  # no spacing: the package's fallback
+    (result,) = run_images(GlamNetwork().eval(), [(fine, 0)], settings)
+    assert result.map_scale == 8.0  # 4 window pixels of 0.4 mm = 8 image pixels of 0.2 mm
+    assert result.patch.width == 64 and result.patch.x + 64 <= 200 and result.patch.y + 64 <= 300
+    assert result.saliency["benign"].shape == (38, 25)

@@ -26,7 +26,7 @@ from app.inference.glam.pipeline import (GlamSettings, PreparedView, chest_wall_
 from app.training.datasets import SHARED_DATASETS
 from app.training.metrics import auroc
 
-MIAS_SETTINGS = GlamSettings(window=(512, 320), patch=128, top_t=0.03, resample=0.5,
+MIAS_SETTINGS = GlamSettings(window=(512, 320), patch=128, top_t=0.03, resample=0.5, pixel_size_mm=0.4,
                              crop=CropSettings(erode_iterations=25, buffer=12, background=0.08),
                              default_view="MLO")
 LABELS = ("normal", "benign", "malignant")

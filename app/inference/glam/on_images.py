@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -34,6 +34,14 @@ def view_pixels(image: LoadedImage, frame: int = 0) -> np.ndarray:
     return pixels
 
 
+def settings_for(image: LoadedImage, settings: GlamSettings) -> GlamSettings:
+    """The settings with the resampling that brings this image to the model's pixel size, when both are known."""
+    spacing = image.info.pixel_spacing
+    if settings.pixel_size_mm and spacing and min(spacing) > 0:
+        return replace(settings, resample=float(np.clip(min(spacing) / settings.pixel_size_mm, 0.05, 4.0)))
+    return settings
+
+
 def prepare_image(image: LoadedImage, settings: GlamSettings, frame: int = 0) -> PreparedView:
     pixels = view_pixels(image, frame)
     laterality = image.info.laterality
@@ -56,6 +64,7 @@ def on_image(output: ViewOutput, view: PreparedView, settings: GlamSettings) -> 
 def run_images(network, images: list[tuple[LoadedImage, int]], settings: GlamSettings,
                device: torch.device = torch.device("cpu")) -> list[GlamOnImage]:
     """Several views (e.g. one exam) through GLAM at once: one global batch, one local batch."""
-    views = [prepare_image(image, settings, frame) for image, frame in images]
+    per_image = [settings_for(image, settings) for image, _ in images]
+    views = [prepare_image(image, own, frame) for (image, frame), own in zip(images, per_image)]
     outputs = run_views(network, views, settings, device)
-    return [on_image(output, view, settings) for output, view in zip(outputs, views)]
+    return [on_image(output, view, own) for output, view, own in zip(outputs, views, per_image)]

@@ -27,6 +27,8 @@ class GlamSettings:
     patch: int = 512
     top_t: float = 0.03  # share of saliency cells averaged by top-t pooling
     resample: float = 1.0  # source pixels are scaled by this first (e.g. 0.5 for 200 -> 400 micron)
+    pixel_size_mm: float | None = None  # the size the model was trained at: images that state their pixel
+    # spacing are resampled to it (then `resample` is only for images that do not)
     crop: CropSettings = field(default_factory=CropSettings)
     default_view: str = "MLO"  # when the image does not say
 
@@ -45,6 +47,7 @@ class GlamSettings:
         return cls(window=tuple(int(v) for v in raw.get("window", cls.window)),
                    patch=int(raw.get("patch", cls.patch)), top_t=float(raw.get("top_t", cls.top_t)),
                    resample=float(raw.get("resample", 1.0)),
+                   pixel_size_mm=float(raw["pixel_size_mm"]) if raw.get("pixel_size_mm") else None,
                    crop=CropSettings(erode_iterations=int(crop.get("erode_iterations", 100)),
                                      buffer=int(crop.get("buffer", 50)),
                                      background=float(crop.get("background", 0.0))),
@@ -52,6 +55,7 @@ class GlamSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return {"window": list(self.window), "patch": self.patch, "top_t": self.top_t, "resample": self.resample,
+                "pixel_size_mm": self.pixel_size_mm,
                 "crop": {"erode_iterations": self.crop.erode_iterations, "buffer": self.crop.buffer,
                          "background": self.crop.background},
                 "default_view": self.default_view}
