@@ -160,8 +160,8 @@ def test_an_official_joint_checkpoint_imports_into_a_package_that_runs(tmp_path)
 
 
 @pytest.mark.parametrize("change, reason", [
-    ({"drop": "global_network.postprocess_module.gn_conv_2.weight"}, "1 GLAM parameters missing"),
-    ({"extra": {"global_network.extra_head.weight": torch.zeros(1)}}, "1 unknown keys"),
+    ({"drop": "global_network.postprocess_module.gn_conv_2.weight"}, "1 missing"),
+    ({"extra": {"global_network.extra_head.weight": torch.zeros(1)}}, "1 unexpected"),
     ({"extra": {"detection_network.gn_conv_last.weight": torch.zeros(3, 512, 1, 1)}}, "of another shape"),
 ])
 def test_a_checkpoint_that_does_not_fit_is_refused_with_the_reason(tmp_path, change, reason):

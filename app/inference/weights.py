@@ -43,9 +43,8 @@ def read_state_dict(path: Path, expected_sha256: str | None = None) -> dict[str,
     return state
 
 
-def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Load every parameter and buffer; a missing, extra or mis-shaped key is an error, never partial."""
-    expected = module.state_dict()
+def fit_problems(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> list[str]:
+    """What keeps `state` from fitting a network whose state dict is `expected`, one phrase per kind."""
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     shapes = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
@@ -58,6 +57,12 @@ def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source:
         k = shapes[0]
         problems.append(f"{len(shapes)} of another shape (e.g. {k}: {tuple(state[k].shape)} "
                         f"instead of {tuple(expected[k].shape)})")
+    return problems
+
+
+def load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Load every parameter and buffer; a missing, extra or mis-shaped key is an error, never partial."""
+    problems = fit_problems(module.state_dict(), state)
     if problems:
         raise ModelPackageError(source, "weights do not fit the network: " + "; ".join(problems))
     module.load_state_dict(state, strict=True)

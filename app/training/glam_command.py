@@ -57,14 +57,30 @@ def train_glam(out: Path, epochs: int | None = None, local_epochs: int | None = 
         print(f"fold {fold + 1}: {figures}")
     wall = time.perf_counter() - started
     card = model_card(cases, folds, held_out, cv_figures if all_folds else None, epochs, local_epochs, wall)
-    manifest = write_glam_package(out / NAME, shipped, card)
-    print(f"wrote {manifest.folder} ({manifest.weights_path.stat().st_size / 1e6:.1f} MB)")
+    manifest = write_glam_package(out / NAME, shipped, card, cases[0].path)
+    print(f"wrote {manifest.folder} ({manifest.weights_path.stat().st_size / 1e6:.1f} MB); CPU latency "
+          f"{manifest.card['cpu_latency_ms']} ms per view")
     return 0
 
 
-def write_glam_package(folder: Path, network: GlamNetwork, card: dict):
-    """Weights stored in half precision (48 MB instead of 96; the app computes in float32)."""
-    return write_model_package(folder, network.half(), package_fields(card))
+def write_glam_package(folder: Path, network: GlamNetwork, card: dict, example: Path):
+    """Weights stored in half precision (48 MB instead of 96; the app computes in float32), then the
+    CPU latency of one view measured through the app's engine and added to the card."""
+    from app.inference.runner import InferenceEngine
+    from app.io.study_loader import decode_image, read_info
+
+    manifest = write_model_package(folder, network.half(), package_fields(card))
+    engine, image = InferenceEngine("cpu"), decode_image(read_info(example))
+    engine.run(manifest, image)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        engine.run(manifest, image)
+        times.append((time.perf_counter() - start) * 1000)
+    card = {**card, "cpu_latency_ms": {"per_view_median": round(sorted(times)[1]),
+                                       "threads": torch.get_num_threads(),
+                                       "note": "global + local network and fusion, one MIAS view, this 2-core CPU"}}
+    return write_model_package(folder, network, package_fields(card))
 
 
 def local_training_views(train: np.ndarray, labels: list[int]) -> np.ndarray:

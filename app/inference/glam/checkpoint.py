@@ -16,6 +16,7 @@ from app.inference.glam.networks import GlamNetwork
 from app.inference.glam.pipeline import GlamSettings
 from app.inference.manifest import ModelManifest, ModelPackageError
 from app.inference.package_writer import write_model_package
+from app.inference.weights import fit_problems
 
 UNUSED_JOINT_KEYS = ("mil.mil_attn_V.weight", "mil.mil_attn_U.weight", "mil.mil_attn_w.weight",
                      "mil.classifier_linear.weight", "fusion_dnn.weight", "fusion_dnn.bias",
@@ -37,21 +38,9 @@ def checked_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(raw, dict) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
         raise ModelPackageError(path, "the checkpoint does not hold a state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in raw.items() if k.removeprefix("module.") not in UNUSED_JOINT_KEYS}
-    expected = GlamNetwork().state_dict()
-    missing = [k for k in expected if k not in state]
-    unknown = [k for k in state if k not in expected]
-    reshaped = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} GLAM parameters missing (e.g. {', '.join(missing[:3])})")
-    if unknown:
-        problems.append(f"{len(unknown)} unknown keys (e.g. {', '.join(unknown[:3])})")
-    if reshaped:
-        key = reshaped[0]
-        problems.append(f"{len(reshaped)} of another shape (e.g. {key}: {tuple(state[key].shape)} instead of "
-                        f"{tuple(expected[key].shape)})")
+    problems = fit_problems(GlamNetwork().state_dict(), state)
     if problems:
-        raise ModelPackageError(path, "not a GLAM joint checkpoint: " + "; ".join(problems))
+        raise ModelPackageError(path, "not a GLAM joint checkpoint: keys " + "; ".join(problems))
     return state
 
 
