@@ -6,7 +6,7 @@ else four synthetic 16-bit views of the same sizes. Each variant runs in a fresh
 memory = its VmHWM), first round discarded, then the best of --repeats rounds:
 
   ours      RadLens: the four windows through the global network as ONE batch, the four patches
-            through the local network as ONE batch, inference mode, channels-last, saliency fused
+            through the local network as ONE batch, inference mode, channels-last on CUDA, saliency fused
             at the local map's 4-pixel grid and placed on each image's grid once
   per-view  the straightforward way (as the reference reads an exam): one view at a time, no_grad,
             default memory format, both maps upsampled to the full 2944 x 1920 window and fused there
@@ -98,7 +98,7 @@ def run_variant(variant: str, repeats: int, device_name: str) -> dict:
     device = torch.device(device_name)
     torch.manual_seed(0)
     network = GlamNetwork().eval().to(device)
-    if variant == "ours":
+    if variant == "ours" and device.type == "cuda":
         network = network.to(memory_format=torch.channels_last)
     images, settings = exam_images(), GlamSettings()
     times = []

@@ -21,7 +21,11 @@ def test_every_package_in_models_is_readable():
     assert not REGISTRY.problems, REGISTRY.problems
 
 
-@pytest.mark.parametrize("model", REGISTRY.models, ids=lambda m: m.name)
+CNN_MODELS = [m for m in REGISTRY.models if m.task != "glam"]
+GLAM_MODELS = [m for m in REGISTRY.models if m.task == "glam"]
+
+
+@pytest.mark.parametrize("model", CNN_MODELS, ids=lambda m: m.name)
 def test_a_shipped_model_runs_and_has_a_card(model):
     assert model.weights_path.stat().st_size <= 25e6
     assert all(field in model.card for field in CARD_FIELDS), sorted(model.card)
@@ -46,3 +50,18 @@ def test_the_ultrasound_model_says_a_mammogram_is_not_its_kind_of_image(shared_d
     ultrasound = engine.run(model, decode_image(read_info(shared_datasets / "busi" / "benign" / "benign (1).png")),
                             options=ExplainOptions(layers=()))
     assert mammogram.out_of_distribution and not ultrasound.out_of_distribution
+
+
+@pytest.mark.parametrize("model", GLAM_MODELS, ids=lambda m: m.name)
+def test_a_shipped_glam_model_runs_on_a_mammogram_and_has_a_card(model):
+    assert model.weights_path.stat().st_size <= 60e6
+    assert all(field in model.card for field in ("summary", "data", "split", "training", "metrics",
+                                                 "cpu_latency_ms")), sorted(model.card)
+    held_out = model.card["metrics"]["held_out"]
+    assert {"auroc_malignant", "auroc_any_lesion", "lesion_centre_in_patch", "pointing_game"} <= set(held_out)
+    pixels = np.zeros((400, 300), np.uint8)
+    pixels[10:390, :200] = 120
+    pixels[200:230, 100:130] = 230
+    result = InferenceEngine("cpu").run(model, loaded(pixels))
+    assert result.probabilities.shape == (2,) and set(result.saliency) == {"benign", "malignant"}
+    assert len(result.patches) == 1

@@ -17,7 +17,7 @@ from app.training.glam_mias import (LABELS, MIAS_SETTINGS, bootstrap_interval, e
 from app.training.splits import stratified_group_folds
 
 NAME = "mg-glam-mias"
-GLOBAL_EPOCHS, LOCAL_EPOCHS, SEED = 10, 1, 0
+GLOBAL_EPOCHS, LOCAL_EPOCHS, SEED = 30, 1, 0
 
 
 def train_glam(out: Path, epochs: int | None = None, local_epochs: int | None = None,
@@ -122,7 +122,7 @@ def model_card(cases, folds, held_out: dict, cv_figures: list[dict] | None, epoc
                   "mdb(2k) together; seed 0); the shipped weights are the model trained on the other four folds"),
         "input": ("view resampled to 400 micron (x0.5), cropped, right views mirrored, 512 x 320 window, "
                   "standardised per window; 128-pixel patch"),
-        "training": {"global_epochs": epochs, "local_epochs": local_epochs, "optimiser": "AdamW, one-cycle 1e-3",
+        "training": {"global_epochs": epochs, "local_epochs": local_epochs, "optimiser": "AdamW, one-cycle to 2e-3",
                      "loss": "BCE on each top-t pooled map and their mean, class-weighted; L1 1e-3 on the maps",
                      "augmentation": "shift up to 16 px, contrast x0.8-1.25 (global); vertical flip (local)",
                      "local_views": "every training view with a lesion and half as many normal views",

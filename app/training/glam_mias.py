@@ -104,9 +104,9 @@ def train_global(network: GlamNetwork, windows: torch.Tensor, targets: torch.Ten
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     model = network.global_network.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * -(-len(windows) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=1e-3, total_steps=steps)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
     positive = targets.mean(0).clamp(0.05, 0.95)
     weight = (1 - positive) / positive
     done = 0

@@ -148,11 +148,13 @@ def run_views(network: GlamNetwork, views: list[PreparedView], settings: GlamSet
               device: torch.device = torch.device("cpu")) -> list[ViewOutput]:
     """All views through the global network as one batch, then all patches as one batch."""
     batch = torch.from_numpy(np.stack([v.window for v in views])[:, None]).to(device)
-    batch = batch.contiguous(memory_format=torch.channels_last)
+    # channels-last helps cuDNN; oneDNN on this AVX2 CPU measured slower with it (benchmarks/glam.py)
+    layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    batch = batch.contiguous(memory_format=layout)
     with torch.inference_mode():
         scores, saliency, _ = global_outputs(network, batch, settings.top_t)
         corners = select_patches(saliency, settings.patch)
-        patches = cut_patches(batch, corners, settings.patch).contiguous(memory_format=torch.channels_last)
+        patches = cut_patches(batch, corners, settings.patch).contiguous(memory_format=layout)
         local = network.detection_network(patches)
         fused = fuse(saliency, local, corners)
     scores, saliency, fused = (t.float().cpu().numpy() for t in (scores, saliency, fused))
