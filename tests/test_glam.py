@@ -123,7 +123,9 @@ def test_saliency_and_patch_land_on_the_image_grid_for_both_sides(tmp_path, righ
     (box,) = result.patches
     assert 0 <= box.x and box.x + box.width <= 200 and 0 <= box.y and box.y + box.height <= 300
     assert 0 <= result.probabilities.min() and result.probabilities.max() <= 1
-    assert [layer.name for layer in result.layers()] == ["Benign saliency", "Malignant saliency", "Patch map"]
+    layers = result.layers()
+    assert [layer.name for layer in layers] == ["Benign saliency", "Malignant saliency", "Patch map"]
+    assert layers[1].range_text == "saliency (not a probability) 0 to 1" and layers[1].colormap == "reds"
 
 
 def test_a_window_map_goes_back_to_the_pixels_it_came_from(tmp_path):

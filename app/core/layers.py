@@ -37,7 +37,8 @@ class OverlayLayer:
     def __init__(self, name: str, kind: str, image_identity: str, *, data: np.ndarray | None = None,
                  boxes: tuple[Box, ...] = (), value_range: tuple[float, float] = (0.0, 1.0),
                  relative: bool = False, colormap: str = "viridis", opacity: float = 0.5,
-                 threshold: float = 0.5, scale: float = 1.0, source: str = "") -> None:
+                 threshold: float = 0.5, scale: float = 1.0, quantity: str = "probability",
+                 source: str = "") -> None:
         if kind not in (HEATMAP, MASK, PATCHES):
             raise ValueError(f"unknown layer kind {kind!r}")
         if kind != PATCHES and (data is None or data.ndim != 2):
@@ -47,6 +48,7 @@ class OverlayLayer:
         self.boxes = tuple(boxes)
         self.value_range = value_range
         self.relative = relative
+        self.quantity = quantity  # what an absolute map's values are, for its legend
         self.scale = float(scale)  # image pixels per data value (coarse maps are not blown up in memory)
         if self.scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
@@ -105,7 +107,7 @@ class OverlayLayer:
         lo, hi = self.value_range
         if self.relative:
             return "relative: low to high (not a probability)"
-        return f"probability {lo:g} to {hi:g}"
+        return f"{self.quantity} {lo:g} to {hi:g}"
 
     def rgba(self) -> np.ndarray:
         """(H, W, 4) uint8 to draw under the layer's opacity; empty for patch layers."""

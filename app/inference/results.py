@@ -53,7 +53,8 @@ class InferenceResult:
         for name, values in self.saliency.items():
             made.append(OverlayLayer(f"{name.capitalize()} saliency", HEATMAP, self.image_identity, data=values,
                                      colormap=SALIENCY_COLOURS.get(name, "viridis"), opacity=0.5,
-                                     scale=self.map_scale, source=self.model_key))
+                                     scale=self.map_scale, quantity="saliency (not a probability)",
+                                     source=self.model_key))
         if self.patches:
             made.append(OverlayLayer("Patch map", PATCHES, self.image_identity, boxes=self.patches, opacity=0.9,
                                      source=self.model_key))
