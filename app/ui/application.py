@@ -6,7 +6,6 @@ import ctypes.util
 import logging
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -79,13 +78,17 @@ def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = 
     if problem:
         print(f"radlens: {problem}", file=sys.stderr)
         return 2
+    from app.crash_log import start_logging
+
+    log_file = start_logging()
     app = create_application()
+    from app.ui.crash_dialog import UncaughtErrorReporter, dialogs_possible
     from app.ui.main_window import MainWindow
 
     window = MainWindow()
     if size or screenshot:
         window.resize(*(size or DEFAULT_SCREENSHOT_SIZE))
-    sys.excepthook = lambda kind, error, tb: _show_uncaught(window, kind, error, tb)
+    UncaughtErrorReporter(window, log_file, show_dialogs=dialogs_possible(screenshot is not None)).install()
     window.show()
     window.ai.run_when_decoded = run_ai
     if demo:
@@ -139,13 +142,3 @@ class ScreenshotWhenDrawn(QtCore.QObject):
         self.window.close()
         QtWidgets.QApplication.quit()
 
-
-def _show_uncaught(window, kind, error, tb) -> None:
-    """An unexpected error is logged and shown; the window stays open."""
-    text = "".join(traceback.format_exception(kind, error, tb))
-    log.error("Unexpected error\n%s", text)
-    print(text, file=sys.stderr)
-    box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Critical, "RadLens: unexpected error",
-                                f"{kind.__name__}: {error}", parent=window)
-    box.setDetailedText(text)
-    box.exec() if not QtWidgets.QApplication.platformName() == "offscreen" else None
