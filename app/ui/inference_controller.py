@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import torch
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, thread_worker
 
@@ -22,6 +21,8 @@ from app.inference.runner import ExplainOptions, InferenceEngine, InferenceError
 def _core_left_for_ui(engine: InferenceEngine):
     """On the CPU, torch's intra-op threads use every core and starve the UI thread (measured by
     benchmarks/ui_stall.py); use one thread fewer than there are cores while the run lasts."""
+    import torch  # here, not at module level: the window opens before torch is loaded
+
     try:
         on_cpu = choose_device(engine.device_preference).type == "cpu"
     except ValueError:
