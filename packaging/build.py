@@ -28,6 +28,8 @@ sys.path.insert(0, str(PACKAGING))
 from bundle_contents import LEFT_OUT_DISTRIBUTIONS, TORCH_REQUIREMENT  # noqa: E402
 
 BUILD_TOOLS = ["pyinstaller>=6.10"]
+# Bundled in place of pylibjpeg-libjpeg (GPL-3.0): GDCM (BSD) decodes JPEG lossless and 12-bit extended DICOM.
+BUNDLE_CODECS = ["python-gdcm>=3.0.24"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,10 +64,10 @@ def run(command: list, **kwargs) -> None:
 
 
 def runtime_requirements(torch: str) -> list[str]:
-    """pyproject's dependencies, with the flavour's torch and without the left-out distributions."""
+    """pyproject's dependencies with the flavour's torch and GDCM, without the left-out distributions."""
     dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     kept = [d for d in dependencies if _name(d) not in {*LEFT_OUT_DISTRIBUTIONS, "torch"}]
-    return [*kept, torch]
+    return [*kept, *BUNDLE_CODECS, torch]
 
 
 def _name(requirement: str) -> str:
@@ -83,7 +85,8 @@ def build_venv(flavour: str, torch: str, pip_args: list[str]) -> Path:
     digest = hashlib.sha256("\n".join([*requirements, *pip_args]).encode()).hexdigest()
     if python.exists() and stamp.is_file() and stamp.read_text() == digest:
         return python
-    venv.EnvBuilder(with_pip=True, clear=folder.exists()).create(folder)
+    if not python.exists():
+        venv.EnvBuilder(with_pip=True, clear=folder.exists()).create(folder)
     run([python, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off",
          *pip_args, *requirements])
     stamp.write_text(digest)

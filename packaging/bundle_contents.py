@@ -21,6 +21,7 @@ TORCH_REQUIREMENT = {
 # Python modules the app never imports at run time, though something may mention them.
 UNUSED_MODULES = [
     "triton",  # torch.compile's GPU kernel compiler; RadLens runs models eagerly
+    "torch._inductor", "torch._dynamo", "torch.onnx", "sympy", "networkx", "jinja2",  # compiler and export only
     "torchvision", "torchaudio", "tensorboard", "torch.utils.tensorboard",
     "scipy", "matplotlib", "pandas", "sklearn", "skimage", "sympy.testing",
     "IPython", "jedi", "notebook", "tkinter", "_tkinter", "pytest", "_pytest", "pytest_qt",
@@ -42,10 +43,15 @@ UNUSED_QT_MODULES = [
 ]
 
 # Files dropped from the collected binaries and data, by a piece of their destination path
-# (forward slashes; a piece starting with "." is a file ending): Qt translations and QML,
-# C/C++ headers, static libraries, CMake files and test data.
+# (forward slashes; a piece starting with "." is a file ending): torch's test programs and C++
+# headers, Qt translations, QML and the platform plugins a desktop viewer does not use (VNC,
+# framebuffer, EGLFS, touch input, the GTK theme), with the Qt libraries only they need.
 DROPPED_FILE_PARTS = [
-    "/translations/", "/qml/", "torch/include/", "torch/share/cmake/", "/tests/", "/testing/_internal/",
+    "torch/bin/", "torch/test/", "torch/include/", "torch/share/cmake/", "/tests/", "/testing/_internal/",
+    "/translations/", "/qml/", "plugins/platforms/libqvnc", "plugins/platforms/libqlinuxfb",
+    "plugins/platforms/libqeglfs", "plugins/platforms/libqminimalegl", "plugins/generic/",
+    "plugins/egldeviceintegrations/", "plugins/platformthemes/libqgtk3", "libQt6Network", "libQt6EglFS",
+    "libQt6EglFsKmsSupport", "libatk-1.0", "libgdk_pixbuf", "libcairo-gobject", "libpangocairo", "libgssapi_krb5",
     ".a", ".lib", ".h", ".hpp", ".cuh", ".pyi",
 ]
 
