@@ -40,10 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--naive", action="store_true", help="no cuts: measure what an unpruned bundle weighs")
     parser.add_argument("--no-smoke", action="store_true", help="skip the smoke test of the frozen app")
     parser.add_argument("--no-archive", action="store_true", help="skip the compressed archive")
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder (default: dist)")
     args = parser.parse_args(argv)
 
     python = build_venv(args.flavour, args.torch or TORCH_REQUIREMENT[args.flavour], args.pip_args.split())
-    bundle = freeze(python, args.flavour, args.naive)
+    bundle = freeze(python, args.flavour, args.naive, args.dist.resolve())
     if sys.platform.startswith("linux"):
         shutil.copy2(PACKAGING / "linux" / "install-desktop-entry.sh", bundle)
     notices = bundle_data_folder(bundle) / "THIRD_PARTY_NOTICES.txt"
@@ -93,11 +94,12 @@ def build_venv(flavour: str, torch: str, pip_args: list[str]) -> Path:
     return python
 
 
-def freeze(python: Path, flavour: str, naive: bool) -> Path:
+def freeze(python: Path, flavour: str, naive: bool, dist: Path) -> Path:
     env = {**os.environ, "RADLENS_FLAVOUR": flavour, "RADLENS_NAIVE": "1" if naive else ""}
+    work = ROOT / "build" / f"pyinstaller-{flavour}{'-naive' if naive else ''}"
     run([python, "-m", "PyInstaller", PACKAGING / "radlens.spec", "--noconfirm", "--clean",
-         "--distpath", ROOT / "dist", "--workpath", ROOT / "build" / f"pyinstaller-{flavour}"], env=env)
-    return ROOT / "dist" / ("RadLens.app" if sys.platform == "darwin" else "RadLens")
+         "--distpath", dist, "--workpath", work], env=env)
+    return dist / ("RadLens.app" if sys.platform == "darwin" else "RadLens")
 
 
 def bundle_data_folder(bundle: Path) -> Path:
@@ -114,7 +116,7 @@ def folder_size(path: Path) -> int:
 def report_sizes(bundle: Path, out: Path) -> None:
     """The bundle's total and its twelve largest top-level parts, in MB; printed and written to `out`."""
     internal = next((p for p in (bundle / "_internal", bundle / "Contents" / "Frameworks") if p.is_dir()), bundle)
-    parts = sorted(((folder_size(p), p.name) for p in internal.iterdir()), reverse=True)[:12]
+    parts = sorted(((folder_size(p), p.name) for p in internal.iterdir() if not p.is_symlink()), reverse=True)[:12]
     lines = [f"{folder_size(bundle) / 1e6:9.1f} MB  {bundle.name} (total)"]
     lines += [f"{size / 1e6:9.1f} MB  {name}" for size, name in parts]
     out.parent.mkdir(parents=True, exist_ok=True)

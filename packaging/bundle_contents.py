@@ -29,11 +29,11 @@ UNUSED_MODULES = [
     "PyInstaller", "setuptools", "pip",
 ]
 
-# Qt modules the viewer does not use (it needs QtCore, QtGui, QtWidgets, and QtSvg for its icon).
+# Qt modules the viewer does not use (it needs QtCore, QtGui, QtWidgets, QtSvg for its icon, and
+# QtOpenGL and QtOpenGLWidgets, which pyqtgraph imports by name).
 UNUSED_QT_MODULES = [
     f"PySide6.{name}" for name in (
-        "QtNetwork", "QtQml", "QtQuick", "QtQuickWidgets", "QtQuickControls2", "QtQuick3D", "QtOpenGL",
-        "QtOpenGLWidgets", "QtSql", "QtTest", "QtXml", "QtConcurrent", "QtDBus", "QtHelp", "QtPrintSupport",
+        "QtNetwork", "QtQml", "QtQuick", "QtQuickWidgets", "QtQuickControls2", "QtQuick3D", "QtSql", "QtTest", "QtXml", "QtConcurrent", "QtDBus", "QtHelp", "QtPrintSupport",
         "QtUiTools", "QtDesigner", "QtPdf", "QtPdfWidgets", "QtMultimedia", "QtMultimediaWidgets",
         "QtWebEngineCore", "QtWebEngineWidgets", "QtWebChannel", "QtWebSockets", "QtCharts",
         "QtDataVisualization", "QtGraphs", "QtSpatialAudio", "QtStateMachine", "QtSvgWidgets",
@@ -54,6 +54,8 @@ DROPPED_FILE_PARTS = [
     "libQt6EglFsKmsSupport", "libatk-1.0", "libgdk_pixbuf", "libcairo-gobject", "libpangocairo", "libgssapi_krb5",
     ".a", ".lib", ".h", ".hpp", ".cuh", ".pyi",
 ]
+# Exceptions to the above: `import torch` looks for its shared-memory manager.
+KEPT_FILE_PARTS = ["torch/bin/torch_shm_manager"]
 
 
 def is_dropped(destination: str, kept_pydicom_files: tuple[str, ...]) -> bool:
@@ -61,4 +63,6 @@ def is_dropped(destination: str, kept_pydicom_files: tuple[str, ...]) -> bool:
     path = destination.replace("\\", "/")
     if "pydicom/data/test_files/" in path:
         return path.rsplit("/", 1)[-1] not in kept_pydicom_files
+    if any(part in path for part in KEPT_FILE_PARTS):
+        return False
     return any(path.endswith(part) if part.startswith(".") else part in path for part in DROPPED_FILE_PARTS)
