@@ -25,7 +25,7 @@ from pathlib import Path
 PACKAGING = Path(__file__).resolve().parent
 ROOT = PACKAGING.parent
 sys.path.insert(0, str(PACKAGING))
-from bundle_contents import LEFT_OUT_DISTRIBUTIONS, TORCH_REQUIREMENT  # noqa: E402
+from bundle_contents import LEFT_OUT_DISTRIBUTIONS, STRIPPED_LIBRARIES, TORCH_REQUIREMENT  # noqa: E402
 
 BUILD_TOOLS = ["pyinstaller>=6.10"]
 # Bundled in place of pylibjpeg-libjpeg (GPL-3.0): GDCM (BSD) decodes JPEG lossless and 12-bit extended DICOM.
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     bundle = freeze(python, args.flavour, args.naive, args.dist.resolve())
     if sys.platform.startswith("linux"):
         shutil.copy2(PACKAGING / "linux" / "install-desktop-entry.sh", bundle)
+        if not args.naive:
+            strip_symbols(bundle)
     notices = bundle_data_folder(bundle) / "THIRD_PARTY_NOTICES.txt"
     run([python, PACKAGING / "notices.py", "--out", notices])
     if args.flavour == "cpu" and not args.naive and sys.platform.startswith("linux"):
@@ -100,6 +102,17 @@ def freeze(python: Path, flavour: str, naive: bool, dist: Path) -> Path:
     run([python, "-m", "PyInstaller", PACKAGING / "radlens.spec", "--noconfirm", "--clean",
          "--distpath", dist, "--workpath", work], env=env)
     return dist / ("RadLens.app" if sys.platform == "darwin" else "RadLens")
+
+
+def strip_symbols(bundle: Path) -> None:
+    strip = shutil.which("strip")
+    if strip is None:
+        print("strip not found: libraries keep their symbol tables", flush=True)
+        return
+    for pattern in STRIPPED_LIBRARIES:
+        for library in (bundle / "_internal").glob(pattern):
+            if library.is_file() and not library.is_symlink():
+                run([strip, "--strip-unneeded", library])
 
 
 def bundle_data_folder(bundle: Path) -> Path:

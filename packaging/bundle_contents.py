@@ -66,3 +66,9 @@ def is_dropped(destination: str, kept_pydicom_files: tuple[str, ...]) -> bool:
     if any(part in path for part in KEPT_FILE_PARTS):
         return False
     return any(path.endswith(part) if part.startswith(".") else part in path for part in DROPPED_FILE_PARTS)
+
+
+# Shared libraries whose symbol tables are stripped after freezing, on Linux (`strip --strip-unneeded`;
+# ~100 MB in torch's). Only these: stripping libraries that auditwheel patched (numpy's OpenBLAS,
+# opencv's) makes them unloadable, which is why PyInstaller's strip-everything option is off.
+STRIPPED_LIBRARIES = ["torch/lib/libtorch*.so*", "torch/lib/libc10*.so*"]
