@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes.util
+import importlib
 import logging
 import os
 import sys
@@ -90,6 +91,7 @@ def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = 
         window.resize(*(size or DEFAULT_SCREENSHOT_SIZE))
     UncaughtErrorReporter(window, log_file, show_dialogs=dialogs_possible(screenshot is not None)).install()
     window.show()
+    _load_inference_in_background()
     window.ai.run_when_decoded = run_ai
     if demo:
         window.open_demo()
@@ -98,6 +100,17 @@ def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = 
     if screenshot is None:
         return app.exec()
     return ScreenshotWhenDrawn(window, screenshot).run(app)
+
+
+def _load_inference_in_background() -> None:
+    """Import torch and the inference engine (seconds) while the window draws, not before it opens.
+
+    A run started before this finishes waits for it on Python's import lock; nothing is loaded twice.
+    """
+    import threading
+
+    threading.Thread(target=importlib.import_module, args=("app.inference.runner",), name="load-torch",
+                     daemon=True).start()
 
 
 class ScreenshotWhenDrawn(QtCore.QObject):
