@@ -94,3 +94,13 @@ def test_offscreen_runs_only_log(qtbot, log_file, shown_dialogs):
         reporter.report(*sys.exc_info())
     qtbot.wait(20)
     assert shown_dialogs == [] and "nobody to answer" in log_file.read_text()
+
+
+def test_qt_warnings_go_to_the_log_file(qtbot, log_file):
+    from PySide6 import QtCore
+
+    from app.ui.application import create_application
+
+    create_application()
+    QtCore.qWarning("radlens test: a Qt warning")
+    assert "WARNING radlens.qt" in log_file.read_text() and "a Qt warning" in log_file.read_text()

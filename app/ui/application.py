@@ -7,13 +7,13 @@ import importlib
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
 SCREENSHOT_TIMEOUT_MS = 300_000
 DEFAULT_SCREENSHOT_SIZE = (1600, 1000)
-log = logging.getLogger("radlens")
 
 
 # Qt messages that say nothing a user or developer can act on (the offscreen plugin's size hints).
@@ -107,8 +107,6 @@ def _load_inference_in_background() -> None:
 
     A run started before this finishes waits for it on Python's import lock; nothing is loaded twice.
     """
-    import threading
-
     threading.Thread(target=importlib.import_module, args=("app.inference.runner",), name="load-torch",
                      daemon=True).start()
 
