@@ -44,13 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     python = build_venv(args.flavour, args.torch or TORCH_REQUIREMENT[args.flavour], args.pip_args.split())
-    bundle = freeze(python, args.flavour, args.naive, args.dist.resolve())
+    bundle, work = freeze(python, args.flavour, args.naive, args.dist.resolve())
     if sys.platform.startswith("linux"):
         shutil.copy2(PACKAGING / "linux" / "install-desktop-entry.sh", bundle)
         if not args.naive:
             strip_symbols(bundle)
     notices = bundle_data_folder(bundle) / "THIRD_PARTY_NOTICES.txt"
-    run([python, PACKAGING / "notices.py", "--out", notices])
+    run([python, PACKAGING / "notices.py", "--out", notices, "--toc", *sorted(work.glob("*/PYZ-00.toc")),
+         *sorted(work.glob("*/COLLECT-00.toc"))])
     if args.flavour == "cpu" and not args.naive and sys.platform.startswith("linux"):
         shutil.copyfile(notices, PACKAGING / "THIRD_PARTY_NOTICES.txt")
     report_sizes(bundle, ROOT / "build" / f"sizes-{args.flavour}{'-naive' if args.naive else ''}.txt")
@@ -96,12 +97,13 @@ def build_venv(flavour: str, torch: str, pip_args: list[str]) -> Path:
     return python
 
 
-def freeze(python: Path, flavour: str, naive: bool, dist: Path) -> Path:
+def freeze(python: Path, flavour: str, naive: bool, dist: Path) -> tuple[Path, Path]:
+    """Runs PyInstaller; returns the bundle and PyInstaller's work folder."""
     env = {**os.environ, "RADLENS_FLAVOUR": flavour, "RADLENS_NAIVE": "1" if naive else ""}
     work = ROOT / "build" / f"pyinstaller-{flavour}{'-naive' if naive else ''}"
     run([python, "-m", "PyInstaller", PACKAGING / "radlens.spec", "--noconfirm", "--clean",
          "--distpath", dist, "--workpath", work], env=env)
-    return dist / ("RadLens.app" if sys.platform == "darwin" else "RadLens")
+    return dist / ("RadLens.app" if sys.platform == "darwin" else "RadLens"), work
 
 
 def strip_symbols(bundle: Path) -> None:

@@ -1,12 +1,14 @@
 """Write THIRD_PARTY_NOTICES.txt: name, version and licence of every distribution bundled in the installer.
 
-Run by build.py with the build venv's python, so it reads the metadata of exactly what was frozen;
-the licence files the distributions ship are copied beside it, under `licenses/<name>/`.
+Run by build.py with the build venv's python and PyInstaller's tables of what it collected
+(`--toc`): a distribution is listed when one of its files went into the bundle. The licence files
+the distributions ship are copied beside the notices, under `licenses/<name>/`.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import platform
 import shutil
 from importlib import metadata
@@ -38,11 +40,30 @@ def licence_of(dist: metadata.Distribution) -> str:
     return "; ".join(dict.fromkeys(filter(None, [short, *classifiers]))) or "see its licence files"
 
 
-def bundled_distributions() -> list[metadata.Distribution]:
+def collected_sources(tocs: list[Path]) -> set[str]:
+    """Source paths in PyInstaller's tables of contents (PYZ-00.toc, COLLECT-00.toc): nested tuples of strings."""
+    sources: set[str] = set()
+
+    def walk(node) -> None:
+        if isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item)
+        elif isinstance(node, str) and ("/" in node or "\\" in node):
+            sources.add(str(Path(node).resolve()))
+
+    for toc in tocs:
+        walk(ast.literal_eval(toc.read_text(encoding="utf-8")))
+    return sources
+
+
+def bundled_distributions(sources: set[str] | None = None) -> list[metadata.Distribution]:
+    """Installed distributions, less build tools; with `sources`, only those with a file among them."""
     found = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
-        if name and name.lower() not in BUILD_ONLY:
+        if not name or name.lower() in BUILD_ONLY:
+            continue
+        if sources is None or any(str(Path(dist.locate_file(f)).resolve()) in sources for f in dist.files or []):
             found.setdefault(name.lower(), dist)
     return [found[key] for key in sorted(found)]
 
@@ -62,9 +83,11 @@ def copy_licence_files(dist: metadata.Distribution, folder: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True, help="the notices file to write")
-    out = parser.parse_args().out
+    parser.add_argument("--toc", type=Path, nargs="*", default=[], help="PyInstaller's PYZ-00.toc and COLLECT-00.toc")
+    args = parser.parse_args()
+    out = args.out
     lines = [HEADER.format(python=f"Python {platform.python_version()}, PSF-2.0")]
-    for dist in bundled_distributions():
+    for dist in bundled_distributions(collected_sources(args.toc) if args.toc else None):
         name = dist.metadata["Name"]
         copy_licence_files(dist, out.parent / "licenses" / name)
         lines.append(f"{name} {dist.version}: {licence_of(dist)}")
