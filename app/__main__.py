@@ -7,5 +7,8 @@ from app.bootstrap import ensure_environment
 if __name__ == "__main__":
     ensure_environment(["-m", "app", *sys.argv[1:]])
     from app.cli import main
+    from app.crash_log import start_logging
+
+    start_logging()
 
     sys.exit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from app.inference.options import DEVICE_CHOICES
 
 
 def choose_device(preference: str = "auto") -> torch.device:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -13,23 +13,16 @@ import torch
 from app.core.image import LoadedImage
 from app.inference.device import choose_device, is_gpu_failure
 from app.inference.manifest import ModelManifest, ModelPackageError
+from app.inference.options import METHODS, ExplainOptions  # noqa: F401 (METHODS: part of this module's API)
 from app.inference.ood import FeatureDistribution
 from app.inference.preprocess import InputGeometry, prepare_input
 from app.inference.results import InferenceResult
 from app.inference.weights import load_strict, read_state_dict
 
-METHODS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 
 
 class InferenceError(Exception):
     """A model that could not run on an image, with the reason in one line."""
-
-
-@dataclass(frozen=True)
-class ExplainOptions:
-    layers: tuple[str, ...] | None = None  # manifest layer labels; None: the default layer; (): none
-    method: str = "gradcam"
-    target_class: int | None = None  # None: the predicted class
 
 
 class InferenceEngine:

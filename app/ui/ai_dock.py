@@ -12,10 +12,9 @@ from PySide6 import QtCore, QtWidgets
 from app.core.layers import MASK, LayerStack
 from app.core.scores import exam_scores
 from app.core.study import Study
-from app.inference.device import DEVICE_CHOICES
 from app.inference.registry import ModelRegistry
 from app.inference.results import InferenceResult
-from app.inference.runner import METHODS, ExplainOptions
+from app.inference.options import DEVICE_CHOICES, METHODS, ExplainOptions
 from app.ui.inference_controller import InferenceController
 from app.ui.layer_panel import LayerPanel
 from app.ui.results_panel import ResultsPanel

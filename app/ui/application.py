@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import ctypes.util
+import importlib
 import logging
 import os
 import sys
-import traceback
+import threading
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
 SCREENSHOT_TIMEOUT_MS = 300_000
 DEFAULT_SCREENSHOT_SIZE = (1600, 1000)
-log = logging.getLogger("radlens")
 
 
 # Qt messages that say nothing a user or developer can act on (the offscreen plugin's size hints).
@@ -79,14 +79,19 @@ def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = 
     if problem:
         print(f"radlens: {problem}", file=sys.stderr)
         return 2
+    from app.crash_log import start_logging
+
+    log_file = start_logging()
     app = create_application()
+    from app.ui.crash_dialog import UncaughtErrorReporter, dialogs_possible
     from app.ui.main_window import MainWindow
 
     window = MainWindow()
     if size or screenshot:
         window.resize(*(size or DEFAULT_SCREENSHOT_SIZE))
-    sys.excepthook = lambda kind, error, tb: _show_uncaught(window, kind, error, tb)
+    UncaughtErrorReporter(window, log_file, show_dialogs=dialogs_possible(screenshot is not None)).install()
     window.show()
+    _load_inference_in_background()
     window.ai.run_when_decoded = run_ai
     if demo:
         window.open_demo()
@@ -95,6 +100,15 @@ def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = 
     if screenshot is None:
         return app.exec()
     return ScreenshotWhenDrawn(window, screenshot).run(app)
+
+
+def _load_inference_in_background() -> None:
+    """Import torch and the inference engine (seconds) while the window draws, not before it opens.
+
+    A run started before this finishes waits for it on Python's import lock; nothing is loaded twice.
+    """
+    threading.Thread(target=importlib.import_module, args=("app.inference.runner",), name="load-torch",
+                     daemon=True).start()
 
 
 class ScreenshotWhenDrawn(QtCore.QObject):
@@ -139,13 +153,3 @@ class ScreenshotWhenDrawn(QtCore.QObject):
         self.window.close()
         QtWidgets.QApplication.quit()
 
-
-def _show_uncaught(window, kind, error, tb) -> None:
-    """An unexpected error is logged and shown; the window stays open."""
-    text = "".join(traceback.format_exception(kind, error, tb))
-    log.error("Unexpected error\n%s", text)
-    print(text, file=sys.stderr)
-    box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Critical, "RadLens: unexpected error",
-                                f"{kind.__name__}: {error}", parent=window)
-    box.setDetailedText(text)
-    box.exec() if not QtWidgets.QApplication.platformName() == "offscreen" else None

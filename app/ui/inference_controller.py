@@ -2,26 +2,33 @@
 
 Every result carries the identity of the image and model it was computed for; a run started for
 an earlier study is cancelled and anything it still sends is dropped by its generation number.
+torch (through the engine) is loaded on the first run, not when the window opens.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import torch
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, thread_worker
 
 from app.core.cpu import usable_cores
-from app.inference.device import choose_device
 from app.inference.manifest import ModelManifest, ModelPackageError
-from app.inference.runner import ExplainOptions, InferenceEngine, InferenceError
+from app.inference.options import ExplainOptions
+
+if TYPE_CHECKING:
+    from app.inference.runner import InferenceEngine
 
 
 @contextmanager
 def _core_left_for_ui(engine: InferenceEngine):
     """On the CPU, torch's intra-op threads use every core and starve the UI thread (measured by
     benchmarks/ui_stall.py); use one thread fewer than there are cores while the run lasts."""
+    import torch
+
+    from app.inference.device import choose_device
+
     try:
         on_cpu = choose_device(engine.device_preference).type == "cpu"
     except ValueError:
@@ -40,6 +47,8 @@ def _core_left_for_ui(engine: InferenceEngine):
 @thread_worker(start_thread=False)
 def _inference_worker(engine: InferenceEngine, jobs: list, options: ExplainOptions):
     """jobs: (series identity, LoadedImage, frame, ModelManifest); yields one outcome per job."""
+    from app.inference.runner import InferenceError
+
     for series_identity, image, frame, manifest in jobs:
         try:
             with _core_left_for_ui(engine):
@@ -57,9 +66,19 @@ class InferenceController(QtCore.QObject):
 
     def __init__(self, device: str = "auto", parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
-        self.engine = InferenceEngine(device)
+        self.device = device
+        self._engine: InferenceEngine | None = None
         self._generation = 0
         self._worker: GeneratorWorker | None = None
+
+    @property
+    def engine(self) -> InferenceEngine:
+        """Made on first use: importing the engine loads torch (seconds)."""
+        if self._engine is None or self._engine.device_preference != self.device:
+            from app.inference.runner import InferenceEngine
+
+            self._engine = InferenceEngine(self.device)
+        return self._engine
 
     @property
     def busy(self) -> bool:
@@ -67,7 +86,7 @@ class InferenceController(QtCore.QObject):
 
     def set_device(self, device: str) -> None:
         self.cancel()
-        self.engine = InferenceEngine(device)
+        self.device = device
 
     def run(self, study_key: str, jobs: list[tuple[str, object, int, ModelManifest]],
             options: ExplainOptions) -> None:

@@ -1,0 +1,16 @@
+"""What a user chooses for a run (device, explanation method, layers, class): plain values, no torch,
+so that the window can offer the choices before torch is loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+METHODS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+
+
+@dataclass(frozen=True)
+class ExplainOptions:
+    layers: tuple[str, ...] | None = None  # manifest layer labels; None: the default layer; (): none
+    method: str = "gradcam"
+    target_class: int | None = None  # None: the predicted class
