@@ -64,8 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "open")
     if argv and argv[0] == "train":
-        from app.training.__main__ import main as train
-
+        try:
+            from app.training.__main__ import main as train
+        except ImportError:  # installers leave the training code out
+            print("radlens: training needs a source checkout (see README.md); this installation has no "
+                  "training code", file=sys.stderr)
+            return 2
         return train(argv[1:])
     args = build_parser().parse_args(argv)
     command = args.command or "open"

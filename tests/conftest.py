@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The app's log goes to a folder of this test run, never the user's (subprocesses inherit it).
+os.environ.setdefault("RADLENS_LOG_DIR", tempfile.mkdtemp(prefix="radlens-test-log-"))
 
 import pydicom  # noqa: E402
 import pytest  # noqa: E402

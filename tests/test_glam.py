@@ -201,3 +201,19 @@ def test_images_that_state_their_pixel_spacing_are_read_at_the_models_pixel_size
     assert result.map_scale == 8.0  # 4 window pixels of 0.4 mm = 8 image pixels of 0.2 mm
     assert result.patch.width == 64 and result.patch.x + 64 <= 200 and result.patch.y + 64 <= 300
     assert result.saliency["benign"].shape == (38, 25)
+
+
+def test_tissue_only_models_keep_saliency_and_the_patch_on_the_breast():
+    from app.inference.glam.pipeline import run_views
+
+    settings = GlamSettings(window=(256, 160), patch=64, tissue_only=True,
+                            crop=CropSettings(erode_iterations=2, buffer=2))
+    pixels = np.zeros((200, 120), np.float32)
+    pixels[10:190, :50] = 500  # a narrow breast: most of the window is padding
+    prepared = prepare_view(pixels, False, "MLO", settings)
+    torch.manual_seed(1)
+    (output,) = run_views(GlamNetwork().eval(), [prepared], settings)
+    outside = prepared.tissue == 0
+    assert outside.mean() > 0.5 and np.all(output.global_saliency[:, outside] == 0)
+    row, col = output.patch_corner
+    assert prepared.tissue[row // 16:row // 16 + 4, col // 16:col // 16 + 4].any()

@@ -28,7 +28,7 @@ from app.training.metrics import auroc
 
 MIAS_SETTINGS = GlamSettings(window=(512, 320), patch=128, top_t=0.03, resample=0.5, pixel_size_mm=0.4,
                              crop=CropSettings(erode_iterations=25, buffer=12, background=0.08),
-                             default_view="MLO")
+                             default_view="MLO", tissue_only=True)
 LABELS = ("normal", "benign", "malignant")
 
 
@@ -89,16 +89,17 @@ def lesion_in_window(view: PreparedView, lesion: Lesion, settings: GlamSettings)
     return row - view.placement.top, col - view.placement.left, lesion.radius * settings.resample
 
 
-def _shifted(windows: torch.Tensor, rng: np.random.Generator, most: int = 16) -> torch.Tensor:
-    """Augmentation: the windows moved by up to `most` pixels and given a random contrast."""
-    dy, dx = (int(v) for v in rng.integers(-most, most + 1, 2))
-    moved = torch.roll(windows, shifts=(dy, dx), dims=(2, 3))
+def _shifted(windows: torch.Tensor, tissue: torch.Tensor, rng: np.random.Generator
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augmentation: windows (and their tissue cells) moved by -1, 0 or 1 saliency cell, random contrast."""
+    dy, dx = (int(v) for v in rng.integers(-1, 2, 2))
+    moved = torch.roll(windows, shifts=(dy * 16, dx * 16), dims=(2, 3))
     gain = torch.from_numpy(rng.uniform(0.8, 1.25, (len(windows), 1, 1, 1)).astype(np.float32))
-    return moved * gain
+    return moved * gain, torch.roll(tissue, shifts=(dy, dx), dims=(2, 3))
 
 
-def train_global(network: GlamNetwork, windows: torch.Tensor, targets: torch.Tensor, epochs: int,
-                 settings: GlamSettings, seed: int, progress=None, batch: int = 6) -> None:
+def train_global(network: GlamNetwork, windows: torch.Tensor, tissue: torch.Tensor, targets: torch.Tensor, epochs: int,
+                 settings: GlamSettings, seed: int, progress=None, batch: int = 4) -> None:
     """Binary cross-entropy on each map's top-t pooled score and on their mean; malignant and benign
     weighted up by how rare they are; L1 on the saliency keeps it sparse."""
     rng = np.random.default_rng(seed)
@@ -106,7 +107,7 @@ def train_global(network: GlamNetwork, windows: torch.Tensor, targets: torch.Ten
     model = network.global_network.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * -(-len(windows) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=2e-3, total_steps=steps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
     positive = targets.mean(0).clamp(0.05, 0.95)
     weight = (1 - positive) / positive
     done = 0
@@ -114,8 +115,8 @@ def train_global(network: GlamNetwork, windows: torch.Tensor, targets: torch.Ten
         order = rng.permutation(len(windows))
         for start in range(0, len(order), batch):
             index = torch.from_numpy(order[start:start + batch])
-            x, y = _shifted(windows[index], rng), targets[index]
-            maps = model(x)
+            (x, cells), y = _shifted(windows[index], tissue[index], rng), targets[index]
+            maps = [m * cells for m in model(x)] if settings.tissue_only else model(x)
             pooled = [top_t_pool(m, settings.top_t).clamp(1e-6, 1 - 1e-6) for m in maps]
             scores = torch.stack(pooled).mean(0)
             loss = sum(F.binary_cross_entropy(p, y, weight=1 + (weight - 1) * y) for p in [*pooled, scores])
@@ -130,12 +131,13 @@ def train_global(network: GlamNetwork, windows: torch.Tensor, targets: torch.Ten
     model.eval()
 
 
-def train_local(network: GlamNetwork, windows: torch.Tensor, targets: torch.Tensor, epochs: int,
+def train_local(network: GlamNetwork, windows: torch.Tensor, tissue: torch.Tensor, targets: torch.Tensor, epochs: int,
                 settings: GlamSettings, seed: int, progress=None, batch: int = 8) -> None:
     """The local network on the patch the trained global network selects in each window, weakly
     supervised by the image's labels through top-t pooling of its map."""
     with torch.inference_mode():
-        corners = [select_patches(global_outputs(network, windows[i:i + 16], settings.top_t)[1], settings.patch)
+        corners = [select_patches(global_outputs(network, windows[i:i + 16], settings.top_t,
+                                                 _cells(tissue[i:i + 16], settings))[1], settings.patch)
                    for i in range(0, len(windows), 16)]
     patches = cut_patches(windows, [c for chunk in corners for c in chunk], settings.patch).clone()
     rng = np.random.default_rng(seed)
@@ -163,14 +165,19 @@ def train_local(network: GlamNetwork, windows: torch.Tensor, targets: torch.Tens
     model.eval()
 
 
-def predict(network: GlamNetwork, windows: torch.Tensor, settings: GlamSettings, with_local: bool = True
-            ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+def _cells(tissue: torch.Tensor, settings: GlamSettings) -> torch.Tensor | None:
+    return tissue if settings.tissue_only else None
+
+
+def predict(network: GlamNetwork, windows: torch.Tensor, tissue: torch.Tensor, settings: GlamSettings,
+            with_local: bool = True) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """(scores (N, 2), fused or global saliency on the 4-pixel grid (N, 2, H/4, W/4), patch corners)."""
     scores, maps, corners = [], [], []
     with torch.inference_mode():
         for start in range(0, len(windows), 8):
             chunk = windows[start:start + 8]
-            s, saliency, _ = global_outputs(network, chunk, settings.top_t)
+            s, saliency, _ = global_outputs(network, chunk, settings.top_t,
+                                            _cells(tissue[start:start + 8], settings))
             picked = select_patches(saliency, settings.patch)
             local = (network.detection_network(cut_patches(chunk, picked, settings.patch)) if with_local
                      else torch.zeros(len(chunk), 2, settings.patch // 4, settings.patch // 4))

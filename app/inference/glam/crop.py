@@ -62,9 +62,11 @@ def breast_mask(pixels: np.ndarray, settings: CropSettings) -> np.ndarray:
     return mask
 
 
-def crop_breast(pixels: np.ndarray, right_view: bool, settings: CropSettings = CropSettings()) -> BreastCrop:
-    """Crop one view; `right_view` says the chest wall is on the image's right (R views as displayed)."""
-    mask = breast_mask(pixels, settings)
+def crop_breast(pixels: np.ndarray, right_view: bool, settings: CropSettings = CropSettings(),
+                mask: np.ndarray | None = None) -> BreastCrop:
+    """Crop one view; `right_view` says the chest wall is on the image's right (R views as displayed);
+    `mask`: its `breast_mask` when already computed."""
+    mask = breast_mask(pixels, settings) if mask is None else mask
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     height, width = mask.shape
     y0, y1 = max(int(rows[0]) - settings.buffer, 0), min(int(rows[-1]) + 1 + settings.buffer, height)

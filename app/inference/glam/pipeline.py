@@ -31,6 +31,8 @@ class GlamSettings:
     # spacing are resampled to it (then `resample` is only for images that do not)
     crop: CropSettings = field(default_factory=CropSettings)
     default_view: str = "MLO"  # when the image does not say
+    tissue_only: bool = False  # saliency only where the window holds breast (not in the published method;
+    # for data such as film mammograms whose windows are largely background)
 
     def __post_init__(self) -> None:
         height, width = self.window
@@ -51,14 +53,15 @@ class GlamSettings:
                    crop=CropSettings(erode_iterations=int(crop.get("erode_iterations", 100)),
                                      buffer=int(crop.get("buffer", 50)),
                                      background=float(crop.get("background", 0.0))),
-                   default_view=str(raw.get("default_view", "MLO")))
+                   default_view=str(raw.get("default_view", "MLO")),
+                   tissue_only=bool(raw.get("tissue_only", False)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"window": list(self.window), "patch": self.patch, "top_t": self.top_t, "resample": self.resample,
                 "pixel_size_mm": self.pixel_size_mm,
                 "crop": {"erode_iterations": self.crop.erode_iterations, "buffer": self.crop.buffer,
                          "background": self.crop.background},
-                "default_view": self.default_view}
+                "default_view": self.default_view, "tissue_only": self.tissue_only}
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class PreparedView:
     placement: WindowPlacement
     view: str
     source_shape: tuple[int, int]  # after resampling
+    tissue: np.ndarray  # (H/16, W/16) float32: 1 where at least half the saliency cell is breast
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,17 @@ def prepare_view(pixels: np.ndarray, right: bool, view: str, settings: GlamSetti
         size = (max(1, round(width * settings.resample)), max(1, round(height * settings.resample)))
         pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
     view = view if view in ("CC", "MLO") else settings.default_view
-    crop = crop_breast(pixels, right, settings.crop)
-    mask = crop.cut(breast_mask(pixels, settings.crop)) if view == "CC" else None
-    placement = place_window(crop, view, settings.window, best_center(crop, view, settings.window, mask))
-    return PreparedView(standardise(window_pixels(pixels, placement)), placement, view, pixels.shape)
+    mask = breast_mask(pixels, settings.crop)
+    crop = crop_breast(pixels, right, settings.crop, mask)
+    placement = place_window(crop, view, settings.window, best_center(crop, view, settings.window, crop.cut(mask)))
+    in_window = window_pixels(mask, placement)
+    cells = (settings.window[1] // SALIENCY_STRIDE, settings.window[0] // SALIENCY_STRIDE)
+    tissue = (cv2.resize(in_window, cells, interpolation=cv2.INTER_AREA) >= 0.5).astype(np.float32)
+    return PreparedView(standardise(window_pixels(pixels, placement)), placement, view, pixels.shape, tissue)
+
+
+def tissue_batch(views: list[PreparedView], device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    return torch.from_numpy(np.stack([v.tissue for v in views])[:, None]).to(device)
 
 
 def top_t_pool(maps: torch.Tensor, top_t: float) -> torch.Tensor:
@@ -106,10 +117,13 @@ def top_t_pool(maps: torch.Tensor, top_t: float) -> torch.Tensor:
     return flat.topk(count, dim=-1).values.mean(-1)
 
 
-def global_outputs(network: GlamNetwork, windows: torch.Tensor, top_t: float
+def global_outputs(network: GlamNetwork, windows: torch.Tensor, top_t: float, tissue: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
-    """(scores (N, 2), saliency (N, 2, h, w), the three maps) for standardised windows (N, 1, H, W)."""
+    """(scores (N, 2), saliency (N, 2, h, w), the three maps) for standardised windows (N, 1, H, W);
+    with `tissue` (N, 1, h, w) the maps are zero outside it."""
     maps = network.global_network(windows)
+    if tissue is not None:
+        maps = tuple(m * tissue for m in maps)
     saliency = sum(weight * m for weight, m in zip(HEAD_WEIGHTS[::-1], maps))  # x1 0.2, x2 0.6, x3 0.2
     scores = torch.stack([top_t_pool(m, top_t) for m in maps]).mean(0)
     return scores, saliency, maps
@@ -151,8 +165,9 @@ def run_views(network: GlamNetwork, views: list[PreparedView], settings: GlamSet
     # channels-last helps cuDNN; oneDNN on this AVX2 CPU measured slower with it (benchmarks/glam.py)
     layout = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     batch = batch.contiguous(memory_format=layout)
+    tissue = tissue_batch(views, device) if settings.tissue_only else None
     with torch.inference_mode():
-        scores, saliency, _ = global_outputs(network, batch, settings.top_t)
+        scores, saliency, _ = global_outputs(network, batch, settings.top_t, tissue)
         corners = select_patches(saliency, settings.patch)
         patches = cut_patches(batch, corners, settings.patch).contiguous(memory_format=layout)
         local = network.detection_network(patches)
