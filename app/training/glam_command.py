@@ -18,7 +18,7 @@ from app.training.glam_mias import (LABELS, MIAS_SETTINGS, bootstrap_interval, e
 from app.training.splits import stratified_group_folds
 
 NAME = "mg-glam-mias"
-GLOBAL_EPOCHS, LOCAL_EPOCHS, SEED = 20, 1, 0
+GLOBAL_EPOCHS, LOCAL_EPOCHS, SEED = 16, 1, 0
 
 
 def train_glam(out: Path, epochs: int | None = None, local_epochs: int | None = None,
