@@ -217,3 +217,16 @@ def test_tissue_only_models_keep_saliency_and_the_patch_on_the_breast():
     assert outside.mean() > 0.5 and np.all(output.global_saliency[:, outside] == 0)
     row, col = output.patch_corner
     assert prepared.tissue[row // 16:row // 16 + 4, col // 16:col // 16 + 4].any()
+
+
+def test_a_models_warning_from_its_card_travels_with_every_result(tmp_path):
+    import json
+
+    manifest = make_glam_package(tmp_path)
+    raw = json.loads((manifest.folder / "model.json").read_text())
+    raw["card"]["warning"] = "did not reach its targets"
+    (manifest.folder / "model.json").write_text(json.dumps(raw))
+    from app.inference.manifest import read_manifest
+
+    result = InferenceEngine("cpu").run(read_manifest(manifest.folder), _mammogram(False, (150, 60)))
+    assert result.note == "did not reach its targets"

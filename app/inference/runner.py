@@ -66,7 +66,8 @@ class InferenceEngine:
                 torch.cuda.empty_cache()
             result = self._run_on(torch.device("cpu"), manifest, image, frame, options)
             reason = str(error).strip().splitlines()[0][:160]
-            return replace(result, note=f"The GPU failed ({reason}); this result was computed on the CPU.")
+            fallback = f"The GPU failed ({reason}); this result was computed on the CPU."
+            return replace(result, note=" ".join(part for part in (fallback, result.note) if part))
 
     def _run_on(self, device: torch.device, manifest: ModelManifest, image: LoadedImage, frame: int,
                 options: ExplainOptions) -> InferenceResult:
@@ -77,6 +78,7 @@ class InferenceEngine:
         tensor = tensor.to(device)
         base = InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task=manifest.task,
                                classes=manifest.classes, device=str(device),
+                               note=str(manifest.card.get("warning", "")),
                                calibrated="temperature" in manifest.settings)
         half = manifest.half_precision and device.type == "cuda"
         with _pooled_output(network, manifest) as pooled:
@@ -113,6 +115,7 @@ class InferenceEngine:
             raise InferenceError(str(error)) from error
         return [InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task="glam",
                                 classes=manifest.classes, device=str(device), probabilities=out.scores,
+                                note=str(manifest.card.get("warning", "")),
                                 saliency=out.saliency, map_scale=out.map_scale, patches=(out.patch,))
                 for (image, _), out in zip(images, outputs)]
 
