@@ -38,7 +38,7 @@ class OverlayLayer:
                  boxes: tuple[Box, ...] = (), value_range: tuple[float, float] = (0.0, 1.0),
                  relative: bool = False, colormap: str = "viridis", opacity: float = 0.5,
                  threshold: float = 0.5, scale: float = 1.0, quantity: str = "probability",
-                 source: str = "") -> None:
+                 alpha_ramp: float = HEATMAP_ALPHA_RAMP, source: str = "") -> None:
         if kind not in (HEATMAP, MASK, PATCHES):
             raise ValueError(f"unknown layer kind {kind!r}")
         if kind != PATCHES and (data is None or data.ndim != 2):
@@ -49,6 +49,7 @@ class OverlayLayer:
         self.value_range = value_range
         self.relative = relative
         self.quantity = quantity  # what an absolute map's values are, for its legend
+        self.alpha_ramp = float(alpha_ramp)  # share of the range over which colour fades in from transparent
         self.scale = float(scale)  # image pixels per data value (coarse maps are not blown up in memory)
         if self.scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
@@ -112,7 +113,7 @@ class OverlayLayer:
     def rgba(self) -> np.ndarray:
         """(H, W, 4) uint8 to draw under the layer's opacity; empty for patch layers."""
         if self.kind == HEATMAP:
-            return heatmap_rgba(self.data, self.value_range, self.colormap)
+            return heatmap_rgba(self.data, self.value_range, self.colormap, self.alpha_ramp)
         if self.kind == MASK:
             return mask_rgba(self.data, self.threshold)
         return np.zeros((0, 0, 4), np.uint8)
@@ -126,7 +127,7 @@ class OverlayLayer:
         factor = max_side / max(height, width)
         small_h, small_w = max(1, round(height * factor)), max(1, round(width * factor))
         small = cv2.resize(self.data, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        rgba = (heatmap_rgba(small, self.value_range, self.colormap) if self.kind == HEATMAP
+        rgba = (heatmap_rgba(small, self.value_range, self.colormap, self.alpha_ramp) if self.kind == HEATMAP
                 else mask_rgba(small, self.threshold))
         return rgba, (self.scale * width / small_w, self.scale * height / small_h)
 
@@ -141,17 +142,18 @@ class OverlayLayer:
 
 
 @lru_cache(maxsize=None)
-def _heatmap_table(colormap: str) -> np.ndarray:
+def _heatmap_table(colormap: str, ramp: float) -> np.ndarray:
     """(256,) uint32: the colour map's RGBA per level, alpha ramping up over the lowest levels."""
     table = np.empty((256, 4), np.uint8)
     table[:, :3] = colormap_table(colormap)
-    table[:, 3] = np.rint(np.clip(np.arange(256) / 255.0 / HEATMAP_ALPHA_RAMP, 0.0, 1.0) * 255)
+    table[:, 3] = np.rint(np.clip(np.arange(256) / 255.0 / max(ramp, 1e-6), 0.0, 1.0) * 255)
     packed = table.view(np.uint32).ravel()
     packed.setflags(write=False)
     return packed
 
 
-def heatmap_rgba(values: np.ndarray, value_range: tuple[float, float], colormap: str) -> np.ndarray:
+def heatmap_rgba(values: np.ndarray, value_range: tuple[float, float], colormap: str,
+                 alpha_ramp: float = HEATMAP_ALPHA_RAMP) -> np.ndarray:
     """Values to 256 levels in float32, then one table lookup per pixel (RGBA packed as uint32)."""
     lo, hi = value_range
     gain = np.float32(255.0 / ((hi - lo) or 1.0))
@@ -159,7 +161,7 @@ def heatmap_rgba(values: np.ndarray, value_range: tuple[float, float], colormap:
     levels -= np.float32(lo) * gain
     np.clip(levels, 0, 255, out=levels)
     np.rint(levels, out=levels)
-    return _heatmap_table(colormap)[levels.astype(np.uint8)].view(np.uint8).reshape(*values.shape, 4)
+    return _heatmap_table(colormap, alpha_ramp)[levels.astype(np.uint8)].view(np.uint8).reshape(*values.shape, 4)
 
 
 def mask_rgba(probability: np.ndarray, threshold: float) -> np.ndarray:

@@ -54,6 +54,7 @@ class InferenceResult:
             made.append(OverlayLayer(f"{name.capitalize()} saliency", HEATMAP, self.image_identity, data=values,
                                      colormap=SALIENCY_COLOURS.get(name, "viridis"), opacity=0.5,
                                      scale=self.map_scale, quantity="saliency (not a probability)",
+                                     alpha_ramp=1.0,  # as strong as the evidence: faint maps stay faint
                                      source=self.model_key))
         if self.patches:
             made.append(OverlayLayer("Patch map", PATCHES, self.image_identity, boxes=self.patches, opacity=0.9,
