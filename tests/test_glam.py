@@ -230,3 +230,21 @@ def test_a_models_warning_from_its_card_travels_with_every_result(tmp_path):
 
     result = InferenceEngine("cpu").run(read_manifest(manifest.folder), _mammogram(False, (150, 60)))
     assert result.note == "did not reach its targets"
+
+
+def test_mias_training_steps_change_both_networks():
+    from app.training.glam_mias import train_global, train_local
+
+    settings = GlamSettings(window=(128, 80), patch=32, tissue_only=True)
+    torch.manual_seed(0)
+    windows, tissue = torch.randn(4, 1, 128, 80), torch.ones(4, 1, 8, 5)
+    targets = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    network = GlamNetwork()
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    steps = []
+    train_global(network, windows, tissue, targets, 1, settings, 0, progress=lambda d, t: steps.append((d, t)))
+    train_local(network, windows, tissue, targets, 1, settings, 0)
+    after = network.state_dict()
+    assert steps[-1] == (1, 1) and not network.global_network.training and not network.detection_network.training
+    for key in ("global_network.postprocess_module.gn_conv_1.weight", "detection_network.gn_conv_last.weight"):
+        assert not torch.equal(before[key], after[key])

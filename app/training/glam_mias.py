@@ -98,37 +98,52 @@ def _shifted(windows: torch.Tensor, tissue: torch.Tensor, rng: np.random.Generat
     return moved * gain, torch.roll(tissue, shifts=(dy, dx), dims=(2, 3))
 
 
-def train_global(network: GlamNetwork, windows: torch.Tensor, tissue: torch.Tensor, targets: torch.Tensor, epochs: int,
-                 settings: GlamSettings, seed: int, progress=None, batch: int = 4) -> None:
-    """Binary cross-entropy on each map's top-t pooled score and on their mean; malignant and benign
-    weighted up by how rare they are; L1 on the saliency keeps it sparse."""
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    model = network.global_network.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = epochs * -(-len(windows) // batch)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps)
-    positive = targets.mean(0).clamp(0.05, 0.95)
-    weight = (1 - positive) / positive
+def _fit(model: torch.nn.Module, count: int, epochs: int, batch: int, learning_rate: float, loss_of,
+         rng: np.random.Generator, progress=None, cosine: bool = False) -> None:
+    """AdamW over shuffled batches of `count` samples; `loss_of(index)` gives a batch's loss."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
+    steps = epochs * -(-count // batch)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=steps) if cosine else None
+    model.train()
     done = 0
     for _ in range(epochs):
-        order = rng.permutation(len(windows))
-        for start in range(0, len(order), batch):
-            index = torch.from_numpy(order[start:start + batch])
-            (x, cells), y = _shifted(windows[index], tissue[index], rng), targets[index]
-            maps = [m * cells for m in model(x)] if settings.tissue_only else model(x)
-            pooled = [top_t_pool(m, settings.top_t).clamp(1e-6, 1 - 1e-6) for m in maps]
-            scores = torch.stack(pooled).mean(0)
-            loss = sum(F.binary_cross_entropy(p, y, weight=1 + (weight - 1) * y) for p in [*pooled, scores])
-            loss = loss + 1e-3 * sum(m.mean() for m in maps)
+        order = rng.permutation(count)
+        for start in range(0, count, batch):
+            loss = loss_of(torch.from_numpy(order[start:start + batch]))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            schedule.step()
+            if schedule is not None:
+                schedule.step()
             done += 1
             if progress:
                 progress(done, steps)
     model.eval()
+
+
+def _balanced_bce(score: torch.Tensor, target: torch.Tensor, positive_share: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with each class's positives weighted up by how rare they are."""
+    share = positive_share.clamp(0.05, 0.95)
+    weight = 1 + ((1 - share) / share - 1) * target
+    return F.binary_cross_entropy(score.clamp(1e-6, 1 - 1e-6), target, weight=weight)
+
+
+def train_global(network: GlamNetwork, windows: torch.Tensor, tissue: torch.Tensor, targets: torch.Tensor, epochs: int,
+                 settings: GlamSettings, seed: int, progress=None, batch: int = 4) -> None:
+    """Binary cross-entropy on each map's top-t pooled score and on their mean, class-balanced;
+    L1 on the saliency keeps it sparse."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    model, share = network.global_network, targets.mean(0)
+
+    def loss_of(index: torch.Tensor) -> torch.Tensor:
+        (x, cells), y = _shifted(windows[index], tissue[index], rng), targets[index]
+        maps = [m * cells for m in model(x)] if settings.tissue_only else model(x)
+        pooled = [top_t_pool(m, settings.top_t) for m in maps]
+        scores = torch.stack(pooled).mean(0)
+        return sum(_balanced_bce(p, y, share) for p in [*pooled, scores]) + 1e-3 * sum(m.mean() for m in maps)
+
+    _fit(model, len(windows), epochs, batch, 2e-3, loss_of, rng, progress, cosine=True)
 
 
 def train_local(network: GlamNetwork, windows: torch.Tensor, tissue: torch.Tensor, targets: torch.Tensor, epochs: int,
@@ -142,27 +157,15 @@ def train_local(network: GlamNetwork, windows: torch.Tensor, tissue: torch.Tenso
     patches = cut_patches(windows, [c for chunk in corners for c in chunk], settings.patch).clone()
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    model = network.detection_network.train()
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-4)
-    positive = targets.mean(0).clamp(0.05, 0.95)
-    weight = (1 - positive) / positive
-    steps, done = epochs * -(-len(patches) // batch), 0
-    for _ in range(epochs):
-        order = rng.permutation(len(patches))
-        for start in range(0, len(order), batch):
-            index = torch.from_numpy(order[start:start + batch])
-            x, y = patches[index], targets[index]
-            if rng.random() < 0.5:
-                x = torch.flip(x, dims=(2,))
-            score = top_t_pool(model(x), settings.top_t).clamp(1e-6, 1 - 1e-6)
-            loss = F.binary_cross_entropy(score, y, weight=1 + (weight - 1) * y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            done += 1
-            if progress:
-                progress(done, steps)
-    model.eval()
+    model, share = network.detection_network, targets.mean(0)
+
+    def loss_of(index: torch.Tensor) -> torch.Tensor:
+        x = patches[index]
+        if rng.random() < 0.5:
+            x = torch.flip(x, dims=(2,))
+        return _balanced_bce(top_t_pool(model(x), settings.top_t), targets[index], share)
+
+    _fit(model, len(patches), epochs, batch, 3e-4, loss_of, rng, progress)
 
 
 def _cells(tissue: torch.Tensor, settings: GlamSettings) -> torch.Tensor | None:
