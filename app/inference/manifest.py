@@ -54,6 +54,11 @@ class ModelManifest:
         return self.folder / self.ood["file"] if self.ood else None
 
     @property
+    def warning(self) -> str:
+        """What every result of this model must say (the card's `warning`), e.g. that it missed its targets."""
+        return str(self.card.get("warning", ""))
+
+    @property
     def weights_path(self) -> Path:
         return self.folder / self.weights_file
 

@@ -20,7 +20,6 @@ from app.inference.results import InferenceResult
 from app.inference.weights import load_strict, read_state_dict
 
 
-
 class InferenceError(Exception):
     """A model that could not run on an image, with the reason in one line."""
 
@@ -78,7 +77,7 @@ class InferenceEngine:
         tensor = tensor.to(device)
         base = InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task=manifest.task,
                                classes=manifest.classes, device=str(device),
-                               note=str(manifest.card.get("warning", "")),
+                               note=manifest.warning,
                                calibrated="temperature" in manifest.settings)
         half = manifest.half_precision and device.type == "cuda"
         with _pooled_output(network, manifest) as pooled:
@@ -92,12 +91,6 @@ class InferenceEngine:
             result = replace(result, ood_distance=float(guard.distance(pooled[0][0].cpu().numpy())[0]),
                              ood_limit=guard.limit)
         return result
-
-    def run_glam(self, manifest: ModelManifest, images: list[tuple[LoadedImage, int]]) -> list[InferenceResult]:
-        """Several views of one exam through a GLAM model at once (one batch per network)."""
-        with self._lock:
-            device = choose_device(self.device_preference)
-            return self._glam(self.network(manifest, device), device, manifest, images)
 
     @staticmethod
     def _glam(network, device: torch.device, manifest: ModelManifest, images: list[tuple[LoadedImage, int]]
@@ -115,7 +108,7 @@ class InferenceEngine:
             raise InferenceError(str(error)) from error
         return [InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task="glam",
                                 classes=manifest.classes, device=str(device), probabilities=out.scores,
-                                note=str(manifest.card.get("warning", "")),
+                                note=manifest.warning,
                                 saliency=out.saliency, map_scale=out.map_scale, patches=(out.patch,))
                 for (image, _), out in zip(images, outputs)]
 

@@ -8,7 +8,7 @@ import numpy as np
 from app.core.image import LoadedImage
 from app.core.layers import Box, heatmap_rgba, mask_contours
 from app.core.viewport_state import ViewportState
-from app.inference.results import InferenceResult
+from app.inference.results import SALIENCY_COLOURS, InferenceResult
 
 PANEL_HEIGHT = 512
 
@@ -46,7 +46,7 @@ def glam_panels(base: np.ndarray, result: InferenceResult) -> list[tuple[str, np
     panels = [("patch map", boxed)]
     for name, values in result.saliency.items():
         full = cv2.resize(values, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_NEAREST)
-        colours = "greens" if name == "benign" else "reds"
+        colours = SALIENCY_COLOURS.get(name, "viridis")
         panels.append((f"{name} saliency 0-1", blend(base, heatmap_rgba(full, (0, 1), colours), 0.7)))
     for box in result.patches[:1]:
         x0, y0 = max(round(box.x), 0), max(round(box.y), 0)
