@@ -33,7 +33,7 @@ def test_four_view_layout_shows_each_view_in_its_quadrant_chest_walls_in_the_mid
     open_and_wait(qtbot, main_window, [tmp_path])
     view = main_window.study_view
     for viewport in view.viewports:
-        for label in viewport.corners.values():
+        for label in [*viewport.corners.values(), *viewport.markers.values()]:
             label.hide()  # measure image pixels, not the corner text
     grey = grab_grey(view).astype(float)
     h, w = grey.shape
@@ -252,3 +252,47 @@ def test_without_a_display_the_app_says_so_and_a_screenshot_still_renders(tmp_pa
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert shot.returncode == 0, shot.stderr[-2000:]
     assert (tmp_path / "s.png").stat().st_size > 10_000
+
+
+def _visible_texts(viewport):
+    return [label for label in [*viewport.corners.values(), *viewport.markers.values()]
+            if label.isVisible() and label.text()]
+
+
+def test_corner_texts_never_overlap_in_a_narrow_window_with_both_docks(qtbot, main_window, tmp_path):
+    paths = four_view_phantom(tmp_path)
+    for path in paths.values():  # the longest texts: a spacing, a named window and the patient name
+        import pydicom
+
+        ds = pydicom.dcmread(path)
+        ds.PixelSpacing, ds.WindowCenterWidthExplanation = [0.0654, 0.0654], "MAMMOGRAPHY WIDE"
+        ds.save_as(path)
+    main_window.actions["patient_name"].setChecked(True)
+    main_window.resize(900, 700)
+    main_window.side_dock.show()
+    main_window.ai.show()
+    open_and_wait(qtbot, main_window, [tmp_path])
+    for width in (900, 700):
+        main_window.resize(width, 700)
+        qtbot.wait(50)
+        for viewport in main_window.study_view.viewports:
+            texts = _visible_texts(viewport)
+            if width == 900:
+                assert viewport.corners["tl"] in texts and viewport.corners["bl"] in texts  # label and W/L stay
+            for i, a in enumerate(texts):
+                assert viewport.canvas.rect().contains(a.geometry()), a.text()
+                for b in texts[i + 1:]:
+                    assert not a.geometry().intersects(b.geometry()), (width, a.text(), b.text())
+
+
+def test_orientation_markers_show_and_follow_a_flip_in_the_window(qtbot, main_window, tmp_path):
+    four_view_phantom(tmp_path)
+    open_and_wait(qtbot, main_window, [tmp_path])
+    viewport = next(v for v in main_window.study_view.viewports if v.label == "R CC")
+    main_window.study_view.set_active(viewport)
+    # R CC stored with rows towards A is turned so its chest wall (P) meets the middle, on the right.
+    assert (viewport.markers["left"].text(), viewport.markers["right"].text()) == ("A", "P")
+    main_window.actions["flip_horizontal"].trigger()
+    assert (viewport.markers["left"].text(), viewport.markers["right"].text()) == ("P", "A")
+    main_window.reset_view()
+    assert viewport.markers["right"].text() == "P"

@@ -152,6 +152,8 @@ def auto_window(
     if tissue.size < 16:
         tissue = sample
     low, high = np.percentile(tissue, [0.5, 99.5])
+    if high <= low:  # a mask, a 1-bit or two-valued image: span every value, never one flat grey
+        low, high = frame.min(), frame.max()
     low_m = float(low) * slope + intercept
     high_m = float(high) * slope + intercept
     low_m, high_m = min(low_m, high_m), max(low_m, high_m)

@@ -54,7 +54,7 @@ def _four_view(study: Study) -> Hanging:
     for series in study.series:
         info = series.first
         slot = (info.laterality, info.view)
-        if slot in FOUR_VIEW_SLOTS and slot not in chosen:
+        if slot in FOUR_VIEW_SLOTS and info.is_mammogram and slot not in chosen:
             chosen[slot] = series
         else:
             extras.append(series)
@@ -74,7 +74,7 @@ def _four_view(study: Study) -> Hanging:
         lat = series.first.laterality
         cells.append(
             Cell(row=2 + index // 2, column=index % 2, label=series.label, series=series,
-                 anchor=CHEST_WALL_SIDE.get(lat or "", "center"))
+                 anchor=CHEST_WALL_SIDE.get(lat or "", "center") if series.first.is_mammogram else "center")
         )
     rows = 2 + math.ceil(len(extras) / 2)
     return Hanging(rows=rows, columns=2, cells=tuple(cells), is_four_view=True)
@@ -93,9 +93,10 @@ def reading_flips(info: ImageInfo, frame: np.ndarray) -> tuple[bool, bool]:
     """(flip horizontally, flip vertically) to show a mammogram with its chest wall on the inner side.
 
     Patient Orientation decides where the file gives it; otherwise the side where tissue touches
-    the image edge is taken as the chest wall.
+    the image edge is taken as the chest wall. Only mammograms are turned: any other image, with a
+    laterality or not, is shown as stored.
     """
-    if info.laterality not in ROW_DIRECTION:
+    if not info.is_mammogram or info.laterality not in ROW_DIRECTION:
         return False, False
     want_row = ROW_DIRECTION[info.laterality]
     orientation = info.patient_orientation

@@ -65,6 +65,15 @@ class ImageInfo:
         return self.laterality in ("R", "L") and self.view in MAMMO_VIEWS
 
     @property
+    def is_mammogram(self) -> bool:
+        """A mammography image: DICOM Modality MG, or a file without a modality named as a view.
+
+        Only these are hung and turned by laterality; a chest X-ray or a tibia with an Image
+        Laterality is shown as stored.
+        """
+        return self.modality == "MG" or (not self.modality and self.is_mammogram_view)
+
+    @property
     def label(self) -> str:
         """Short text for corner annotation and lists, e.g. "R CC" or the file name."""
         if self.laterality or self.view:

@@ -51,7 +51,7 @@ class Study:
 
     @property
     def is_mammography(self) -> bool:
-        return any(info.modality == "MG" or info.is_mammogram_view for info in self.images)
+        return any(info.is_mammogram for info in self.images)
 
     @property
     def patient_name(self) -> str:

@@ -29,7 +29,7 @@ WINDOW_DRAG_PIXELS = 800.0
 class Change:
     """What a gesture did, so linked viewports can repeat it in their own terms."""
 
-    kind: str  # "window" | "preset" | "invert" | "zoom" | "pan" | "fit" | "one_to_one" | "frame"
+    kind: str  # "window" | "preset" | "invert" | "zoom" | "pan" | "fit" | "one_to_one" | "frame" | "flip"
     window: Window | None = None
     preset_name: str = ""
     factor: float = 1.0
@@ -45,6 +45,7 @@ class ViewportState:
                  anchor: str = "center") -> None:
         self.image = image
         self.flip_h, self.flip_v, self.anchor = flip_h, flip_v, anchor
+        self.hanging_flips = (flip_h, flip_v)  # what the hanging chose; Reset returns to it
         self.presets: tuple[WindowPreset, ...] = presets_for(image)
         self.preset_name = self.presets[0].name
         self.window: Window | None = self.presets[0].window
@@ -102,6 +103,21 @@ class ViewportState:
         return transfer_for_window(self.window, slope=info.rescale_slope,
                                    intercept=info.rescale_intercept, inverse=inverse)
 
+    def orientation_markers(self) -> dict[str, str]:
+        """Patient directions at the four edges of the view ("left", "right", "top", "bottom").
+
+        From Patient Orientation (PS3.3 C.7.6.1.1.1: the first value is the direction of the rows,
+        towards increasing column index; the second that of the columns, towards increasing row),
+        after the flips the view applies. Empty when the file does not say.
+        """
+        orientation = self.image.info.patient_orientation
+        if not orientation or not all(orientation):
+            return {}
+        row, column = (direction.upper() for direction in orientation)
+        right, left = (opposite_direction(row), row) if self.flip_h else (row, opposite_direction(row))
+        bottom, top = (opposite_direction(column), column) if self.flip_v else (column, opposite_direction(column))
+        return {"left": left, "right": right, "top": top, "bottom": bottom}
+
     def window_text(self) -> str:
         if self.voi_lut is not None:
             return f"VOI LUT {self.voi_lut.explanation}".strip()
@@ -134,6 +150,22 @@ class ViewportState:
         self.preset_name, self.window, self.voi_lut = preset.name, preset.window, preset.voi_lut
         self.changed.emit(Change("preset", preset_name=name))
         return True
+
+    def flip(self, horizontal: bool) -> None:
+        """The reader mirrors the view left-right (or top-bottom); markers and pan follow."""
+        w, h = self.image_size
+        if horizontal:
+            self.flip_h = not self.flip_h
+        else:
+            self.flip_v = not self.flip_v
+        if self.center is not None:
+            cx, cy = self.center
+            self.center = (w - cx, cy) if horizontal else (cx, h - cy)
+        self.changed.emit(Change("flip", flag=horizontal))
+
+    def reset_flips(self) -> None:
+        self.flip_h, self.flip_v = self.hanging_flips
+        self.changed.emit(Change("flip"))
 
     def set_invert(self, invert: bool) -> None:
         self.invert = invert
@@ -195,6 +227,14 @@ class ViewportState:
         lo, hi = self.image.stored_range
         a, b = lo * info.rescale_slope + info.rescale_intercept, hi * info.rescale_slope + info.rescale_intercept
         return Window.from_bounds(min(a, b), max(a, b))
+
+
+OPPOSITE_DIRECTION = {"A": "P", "P": "A", "L": "R", "R": "L", "H": "F", "F": "H"}
+
+
+def opposite_direction(direction: str) -> str:
+    """The opposite patient direction, letter by letter ("AF" -> "PH"); unknown letters kept."""
+    return "".join(OPPOSITE_DIRECTION.get(letter, letter) for letter in direction)
 
 
 LINKED_KINDS = {"window", "preset", "invert", "zoom", "pan", "fit", "one_to_one"}

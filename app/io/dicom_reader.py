@@ -15,14 +15,22 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_voi, get_decoder
-from pydicom.uid import UID, JPEG2000, JPEG2000Lossless
+from pydicom.encaps import generate_fragments
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, get_decoder
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+)
 
 from app.core.cpu import usable_cores
 from app.core.display import VoiLut, Window
 from app.core.image import ImageInfo, LoadedImage, WindowPreset
 from app.core.study import mammo_tag_from_name
-from app.io.errors import StudyLoadError
+from app.io.errors import NotDicomError, StudyLoadError
 
 # Which package brings a decoder for which family of transfer syntaxes.
 CODEC_PACKAGE = {
@@ -31,6 +39,13 @@ CODEC_PACKAGE = {
     "High-Throughput JPEG 2000": "pylibjpeg-openjpeg",
     "RLE": "pylibjpeg-rle",
     "JPEG": "pylibjpeg-libjpeg",
+}
+# Transfer syntaxes newer than the pydicom we ship (PS3.5 A.4.13, A.4.14): named when refused.
+NEWER_TRANSFER_SYNTAXES = {
+    "1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression",
+    "1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
+    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+    "1.2.840.10008.1.2.4.112": "JPEG XL",
 }
 VIEW_CODE_MEANINGS = {"cranio-caudal": "CC", "medio-lateral oblique": "MLO"}
 
@@ -51,13 +66,48 @@ def is_dicom_file(path: Path) -> bool:
 def read_dicom_info(path: Path) -> ImageInfo:
     """Header facts of a DICOM image file; StudyLoadError when it is not one."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ds = read_dataset(path, stop_before_pixels=True)
     except (InvalidDicomError, EOFError, OSError, ValueError) as error:
         raise StudyLoadError(path, f"unreadable DICOM header ({error.__class__.__name__}: {error})") from error
     if "Rows" not in ds or "Columns" not in ds:
         kind = ds.get("Modality") or "non-image"
         raise StudyLoadError(path, f"no pixel data ({kind} object)")
-    return _info_from_dataset(path, ds)
+    info = _info_from_dataset(path, ds)
+    _require_decoder(path, info.transfer_syntax)  # refused at the scan, listed with the reason
+    return info
+
+
+def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
+    """The data set of a DICOM file, also of one written without the preamble and file meta.
+
+    Older modalities wrote bare data sets (no 128-byte preamble, no group 0002). pydicom reads them
+    with `force=True`; the transfer syntax they do not state is the encoding pydicom found
+    (PS3.5 A.1: implicit VR little endian unless the elements say otherwise). A forced read that
+    does not start with a DICOM group, or finds no image attributes, is not taken for DICOM.
+    """
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        pass
+    ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
+    first = next(iter(ds.keys()), None)
+    if first is None or first.group > 0x0008 or not ({"SOPClassUID", "Rows", "Modality"} & set(ds.dir())):
+        raise NotDicomError(path, "not a DICOM data set")
+    if "TransferSyntaxUID" not in ds.file_meta:
+        implicit, little = ds.original_encoding
+        if "PixelData" in ds and _is_encapsulated(ds):
+            raise StudyLoadError(path, "compressed pixel data in a file without file meta: "
+                                       "nothing says which codec wrote it")
+        ds.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
+    return ds
+
+
+def _is_encapsulated(ds: Dataset) -> bool:
+    """Encapsulated pixel data starts with an item tag (PS3.5 A.4)."""
+    value = ds["PixelData"].value
+    return isinstance(value, bytes) and value[:4] == b"\xfe\xff\x00\xe0"
 
 
 def _info_from_dataset(path: Path, ds: Dataset) -> ImageInfo:
@@ -95,11 +145,25 @@ def _info_from_dataset(path: Path, ds: Dataset) -> ImageInfo:
         rescale_slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
         rescale_intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
         window_presets=_window_presets(ds),
-        presentation_inverse=(photometric == "MONOCHROME1") != (shape == "INVERSE"),
+        presentation_inverse=_presentation_inverse(photometric, shape),
         patient_orientation=(str(orientation[0]), str(orientation[1]))
         if isinstance(orientation, MultiValue) and len(orientation) == 2
         else None,
     )
+
+
+def _presentation_inverse(photometric: str, shape: str) -> bool:
+    """Whether the lowest P-value is white: one inversion, never two that cancel.
+
+    MONOCHROME1 means minimum is white (PS3.3 C.7.6.3.1.2). In the DX, MG and IO image modules
+    Presentation LUT Shape INVERSE *accompanies* MONOCHROME1 and names that same inversion, and
+    IDENTITY means no change "other than to account for the value of Photometric Interpretation"
+    (PS3.3 C.8.11.1.1.1); only MONOCHROME2 with INVERSE adds an inversion (C.11.6). Colour images
+    have no presentation LUT.
+    """
+    if photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        return False
+    return photometric == "MONOCHROME1" or str(shape).strip().upper() == "INVERSE"
 
 
 def decode_dicom(info: ImageInfo) -> LoadedImage:
@@ -107,7 +171,9 @@ def decode_dicom(info: ImageInfo) -> LoadedImage:
     path = info.path
     _require_decoder(path, info.transfer_syntax)
     try:
-        ds = pydicom.dcmread(path)
+        ds = read_dataset(path)
+        if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+            raise StudyLoadError(path, "no pixel data in the file: it ends before the image (truncated?)")
         pixels = _pixel_array(ds, info)
     except AttributeError as error:
         raise StudyLoadError(path, "no pixel data in the file") from error
@@ -115,12 +181,14 @@ def decode_dicom(info: ImageInfo) -> LoadedImage:
         text = str(error)
         if "less than expected" in text or "truncated" in text.lower():
             raise StudyLoadError(path, "truncated file: the pixel data is shorter than its header says") from error
-        raise StudyLoadError(path, f"pixel data could not be decoded: {_first_line(text)}") from error
+        raise StudyLoadError(path, f"pixel data could not be decoded: {decoder_reasons(text)}") from error
     except (RuntimeError, NotImplementedError) as error:
-        raise StudyLoadError(path, f"pixel data could not be decoded: {_first_line(str(error))}") from error
+        raise StudyLoadError(path, f"pixel data could not be decoded: {decoder_reasons(str(error))}") from error
     except (OSError, EOFError) as error:
         raise StudyLoadError(path, f"truncated or unreadable file ({error})") from error
     frames = _as_frames(pixels, info)
+    if "ModalityLUTSequence" in ds and frames.ndim == 3:
+        frames, info = _through_modality_lut(frames, ds, info)
     if info.photometric == "PALETTE COLOR":
         frames = _to_uint8(apply_color_lut(frames, ds), ds)
     elif frames.ndim == 4:
@@ -129,31 +197,88 @@ def decode_dicom(info: ImageInfo) -> LoadedImage:
     return LoadedImage(info=info, frames=frames, stored_range=_range(frames))
 
 
+def _through_modality_lut(frames: np.ndarray, ds: Dataset, info: ImageInfo) -> tuple[np.ndarray, ImageInfo]:
+    """A Modality LUT Sequence (PS3.3 C.11.1) is a table, not a line: its output values (integers of
+    at most 16 bits) become the values the viewer windows, with an identity rescale, so windows,
+    VOI LUTs and presets all work in modality units as the standard defines them."""
+    try:
+        mapped = apply_modality_lut(frames, ds)
+    except (AttributeError, ValueError, TypeError, IndexError) as error:
+        raise StudyLoadError(info.path, f"unusable Modality LUT Sequence ({error})") from error
+    return np.ascontiguousarray(mapped), replace(info, rescale_slope=1.0, rescale_intercept=0.0)
+
+
 def _require_decoder(path: Path, transfer_syntax: str) -> None:
+    """Refuse, naming the syntax and what would decode it, what no installed decoder takes."""
     if not transfer_syntax:
         return
     uid = UID(transfer_syntax)
+    if not uid.is_transfer_syntax:
+        name = NEWER_TRANSFER_SYNTAXES.get(str(uid))
+        what = f"{uid} ({name})" if name else f"{uid}, not a transfer syntax pydicom {pydicom.__version__} knows"
+        raise StudyLoadError(path, f"unsupported transfer syntax {what}: convert the file to an "
+                                   "uncompressed syntax (e.g. dcmtk's `dcmconv +te` or `gdcmconv --raw`)"
+                                   " or use a DICOM library release that decodes it")
     if not uid.is_compressed:
         return
     try:
         decoder = get_decoder(uid)
     except NotImplementedError as error:
-        raise StudyLoadError(path, f"unsupported transfer syntax {uid.name}") from error
+        raise StudyLoadError(path, f"unsupported transfer syntax {uid.name} ({uid}): no image decoder "
+                                   "exists for it here (video and other non-image syntaxes are not read)") from error
     if not decoder.is_available:
         package = next((pkg for prefix, pkg in CODEC_PACKAGE.items() if uid.name.startswith(prefix)), "pylibjpeg")
         raise StudyLoadError(path, f"no decoder for {uid.name}: install {package}")
 
 
 def _pixel_array(ds: Dataset, info: ImageInfo) -> np.ndarray:
-    """Pillow for grey JPEG 2000 where it has it (see PILLOW_J2K_SYNTAXES), else pydicom's own choice."""
+    """Pillow for grey JPEG 2000 where it has it (see PILLOW_J2K_SYNTAXES), else pydicom's own choice.
+
+    When a JPEG 2000 code stream's signedness differs from the header's Pixel Representation, the
+    header wins: Pixel Representation is what defines the stored values (PS3.3 C.7.6.3.1), and some
+    encoders write the code stream's sign wrongly. Pillow shifts every value by half the range
+    there, so pydicom's decoder reads such a file, and it follows the header.
+    """
     uid = info.transfer_syntax
-    if uid in PILLOW_J2K_SYNTAXES and info.samples_per_pixel == 1 and "pillow" in get_decoder(UID(uid)).available_plugins:
-        try:
-            ds.pixel_array_options(decoding_plugin="pillow")
-            return ds.pixel_array
-        except (ValueError, RuntimeError, NotImplementedError, OSError):
-            ds.pixel_array_options(decoding_plugin="")  # let pydicom's default decoder have its say
+    if uid in PILLOW_J2K_SYNTAXES and info.samples_per_pixel == 1:
+        header_signed = int(ds.get("PixelRepresentation", 0)) == 1
+        stream = j2k_stream_sign(ds)
+        if stream is not None and stream[0] != header_signed:
+            return _header_signed_j2k(ds, info, stream)
+        if "pillow" in get_decoder(UID(uid)).available_plugins:
+            try:
+                ds.pixel_array_options(decoding_plugin="pillow")
+                return ds.pixel_array
+            except (ValueError, RuntimeError, NotImplementedError, OSError):
+                ds.pixel_array_options(decoding_plugin="")  # let pydicom's default decoder have its say
     return ds.pixel_array
+
+
+def j2k_stream_sign(ds: Dataset) -> tuple[bool, int] | None:
+    """(signed, precision) of the first component from the SIZ marker of the first frame (ISO 15444-1 A.5.1)."""
+    try:
+        items = generate_fragments(ds.PixelData)
+        next(items)  # the Basic Offset Table item comes first (PS3.5 A.4)
+        fragment = next(items)
+    except (StopIteration, ValueError, TypeError, AttributeError):
+        return None
+    start = fragment.find(b"\xff\x4f\xff\x51")  # SOC then SIZ, also inside a JP2 wrapper
+    ssiz_at = start + 2 + 40
+    if start < 0 or len(fragment) <= ssiz_at:
+        return None
+    ssiz = fragment[ssiz_at]
+    return bool(ssiz & 0x80), (ssiz & 0x7F) + 1
+
+
+def _header_signed_j2k(ds: Dataset, info: ImageInfo, stream: tuple[bool, int]) -> np.ndarray:
+    """pydicom's decoder, which reads the samples as the header says; refused where that is not possible."""
+    ds.pixel_array_options(decoding_plugin="")
+    pixels = ds.pixel_array
+    signed, precision = stream
+    if signed and pixels.dtype.kind == "u" and precision <= 16 and pixels.max() >= (1 << (precision - 1)):
+        raise StudyLoadError(info.path, "the JPEG 2000 code stream holds negative values but Pixel "
+                                        "Representation says unsigned: refused rather than shown wrongly")
+    return pixels
 
 
 def _as_frames(pixels: np.ndarray, info: ImageInfo) -> np.ndarray:
@@ -257,5 +382,18 @@ def _floats(value) -> list[float]:
     return out
 
 
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else "unknown error"
+def decoder_reasons(text: str, limit: int = 160) -> str:
+    """pydicom's error as one line: each plugin's reason kept (shortened), not just the heading."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    head, reasons = lines[0], lines[1:]
+    if not reasons:
+        return _shorten(head, limit * 2)
+    head = head.rstrip(":").replace("Unable to decode as exceptions were raised by all available plugins",
+                                    "every decoder failed")
+    return f"{head}: " + "; ".join(_shorten(reason, limit) for reason in reasons)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -25,3 +25,7 @@ class LoadProblem:
     @classmethod
     def from_error(cls, error: StudyLoadError) -> LoadProblem:
         return cls(error.path, error.reason)
+
+
+class NotDicomError(StudyLoadError):
+    """The file is not DICOM at all (as opposed to a DICOM file that is broken)."""

@@ -17,7 +17,7 @@ import numpy as np
 from app.core.image import ImageInfo, LoadedImage
 from app.core.study import Series, Study, group_into_studies
 from app.io.dicom_reader import decode_dicom, is_dicom_file, read_dicom_info
-from app.io.errors import LoadProblem, StudyLoadError
+from app.io.errors import LoadProblem, NotDicomError, StudyLoadError
 from app.io.raster_reader import decode_raster, raster_format, read_raster_info
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
@@ -59,8 +59,8 @@ def read_info(path: Path) -> ImageInfo:
     if kind is not None:
         return read_raster_info(path, kind)
     try:
-        return read_dicom_info(path)  # DICOM without the 128-byte preamble
-    except StudyLoadError:
+        return read_dicom_info(path)  # DICOM without the 128-byte preamble and file meta
+    except NotDicomError:
         raise StudyLoadError(path, "not an image (neither DICOM, PNG nor JPEG)") from None
 
 

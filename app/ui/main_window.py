@@ -80,6 +80,8 @@ class MainWindow(QtWidgets.QMainWindow):
             "fit": lambda: self._each(lambda s: s.fit()),
             "one_to_one": lambda: self._each(lambda s: s.one_to_one()),
             "invert": lambda: self._each(lambda s: s.set_invert(not s.invert)),
+            "flip_horizontal": lambda: self._each(lambda s: s.flip(horizontal=True)),
+            "flip_vertical": lambda: self._each(lambda s: s.flip(horizontal=False)),
             "link": None, "reset": self.reset_view, "next_preset": self.next_preset,
             "next_frame": lambda: self._each(lambda s: s.set_frame(s.frame + 1)),
             "previous_frame": lambda: self._each(lambda s: s.set_frame(s.frame - 1)),
@@ -129,7 +131,7 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.actions["quit"])
         view_menu = menu.addMenu("&View")
-        for name in ("fit", "one_to_one", "invert", "reset", "next_preset", "link", "next_frame",
+        for name in ("fit", "one_to_one", "invert", "flip_horizontal", "flip_vertical", "reset", "next_preset", "link", "next_frame",
                      "previous_frame", "next_study", "previous_study", "patient_name"):
             view_menu.addAction(self.actions[name])
         view_menu.addAction(self.side_dock.toggleViewAction())
@@ -314,6 +316,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 with state.changed.blocker():
                     state.select_preset(state.presets[0].name)
                     state.set_invert(False)
+                    state.reset_flips()
                     state.fit()
                 viewport.bind(state)
 

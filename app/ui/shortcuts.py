@@ -18,6 +18,8 @@ SHORTCUTS = (
     Shortcut("fit", "F", "Fit images to their viewports"),
     Shortcut("one_to_one", "Z", "Show at 1:1 (one image pixel per screen pixel)"),
     Shortcut("invert", "I", "Invert grey scale"),
+    Shortcut("flip_horizontal", "Shift+H", "Mirror the active view left-right (orientation markers follow)"),
+    Shortcut("flip_vertical", "Shift+V", "Mirror the active view top-bottom (orientation markers follow)"),
     Shortcut("link", "L", "Link zoom, pan and window/level across viewports"),
     Shortcut("reset", "R", "Reset window/level, zoom and pan"),
     Shortcut("next_preset", "W", "Next window/level preset"),

@@ -6,6 +6,8 @@ asks the study view to enlarge this viewport. Corner text shows laterality and v
 
 from __future__ import annotations
 
+import functools
+
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -27,6 +29,19 @@ def _path_of(polygons) -> QtGui.QPainterPath:
     for points in polygons:
         path.addPolygon(QtGui.QPolygonF([QtCore.QPointF(float(x), float(y)) for x, y in points]))
     return path
+
+
+def _padding(label: QtWidgets.QLabel) -> int:
+    return _padding_of_style(label.styleSheet())
+
+
+@functools.lru_cache(maxsize=8)
+def _padding_of_style(style: str) -> int:
+    """Width a label of this style adds around its text (padding, margins), measured, plus a pixel."""
+    probe = QtWidgets.QLabel("M")
+    probe.setStyleSheet(style)
+    probe.ensurePolished()
+    return probe.sizeHint().width() - probe.fontMetrics().horizontalAdvance("M") + 1
 
 
 class NotifyingImageItem(pg.ImageItem):
@@ -127,12 +142,15 @@ class ViewportWidget(QtWidgets.QFrame):
         layout.addWidget(self.frame_slider)
         self.corners = {name: self._corner_label() for name in ("tl", "tr", "bl", "br")}
         self.corners["tl"].setStyleSheet(LABEL_STYLE)
+        self.markers = {edge: self._corner_label() for edge in ("left", "right", "top", "bottom")}
+        self._corner_items: dict[str, list[str]] = {}
         self.placeholder = QtWidgets.QLabel(self.canvas)
         self.placeholder.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setStyleSheet("color: #8a8a8a; font-size: 16px; background: transparent;")
         self.show_placeholder(f"{label}\nnot in this study")
         self.show_patient_name = False
         self.overlays: dict[OverlayLayer, list] = {}
+        self._overlay_scales: dict[OverlayLayer, tuple[float, float]] = {}
         self.overlays_hidden = False
 
     # ---- binding to the state ------------------------------------------------------------------
@@ -154,15 +172,18 @@ class ViewportWidget(QtWidgets.QFrame):
         if self.state is not None:
             self.state.changed.disconnect(self._on_state_changed)
         self.state = None
+        self._corner_items = {}
+        for marker in self.markers.values():
+            marker.setText("")
 
     # ---- overlay layers ------------------------------------------------------------------------
     def add_layer(self, layer: OverlayLayer, hidden: bool) -> None:
         """Draw a layer above the image: an RGBA image item and/or outline paths, same transform."""
-        items, transforms = [], []
-        rgba, (sx, sy) = layer.display_rgba(OVERLAY_MAX_SIDE)
+        items = []
+        rgba, scale = layer.display_rgba(OVERLAY_MAX_SIDE)
+        self._overlay_scales[layer] = scale
         if rgba.size:
             items.append(pg.ImageItem(rgba, axisOrder="row-major", autoDownsample=False, levels=(0, 255)))
-            transforms.append(QtGui.QTransform.fromScale(sx, sy) * self._reading_transform())
         outline = QtWidgets.QGraphicsPathItem()
         pen = QtGui.QPen(QtGui.QColor(*OUTLINE_COLOURS[layer.kind]))
         pen.setCosmetic(True)
@@ -170,18 +191,27 @@ class ViewportWidget(QtWidgets.QFrame):
         outline.setPen(pen)
         outline.setPath(_path_of(layer.contours()))
         items.append(outline)
-        transforms.append(self._reading_transform())
-        for z, (item, transform) in enumerate(zip(items, transforms)):
-            item.setTransform(transform)
+        for z, item in enumerate(items):
             item.setZValue(10 + len(self.overlays) * 2 + z)
             self.view_box.addItem(item)
         self.overlays[layer] = items
+        self._refresh_layer_transforms()
         layer.changed.connect(self._on_layer_changed)
         self._show_layer(layer, hidden)
+
+    def _refresh_layer_transforms(self) -> None:
+        """Overlays follow the image's flips: RGBA maps scaled from their size, outlines as they are."""
+        reading = self._reading_transform()
+        for layer, items in self.overlays.items():
+            sx, sy = self._overlay_scales[layer]
+            for item in items:
+                scaled = isinstance(item, pg.ImageItem)
+                item.setTransform(QtGui.QTransform.fromScale(sx, sy) * reading if scaled else reading)
 
     def remove_layer(self, layer: OverlayLayer) -> None:
         for item in self.overlays.pop(layer, []):
             self.view_box.removeItem(item)
+        self._overlay_scales.pop(layer, None)
         layer.changed.disconnect(self._on_layer_changed)
 
     def set_overlays_hidden(self, hidden: bool) -> None:
@@ -214,6 +244,10 @@ class ViewportWidget(QtWidgets.QFrame):
             self._apply_transfer()
         elif change.kind == "frame":
             self._draw_image()
+        elif change.kind == "flip":
+            self.image_item.setTransform(self._reading_transform())
+            self._refresh_layer_transforms()
+            self._draw_geometry()
             with QtCore.QSignalBlocker(self.frame_slider):
                 self.frame_slider.setValue(self.state.frame)
         else:
@@ -248,18 +282,23 @@ class ViewportWidget(QtWidgets.QFrame):
         self.view_box.setRange(QtCore.QRectF(x, y, w, h), padding=0)
 
     def _update_corners(self) -> None:
+        """Corner texts as items in order of importance; `_place_overlays` fits them to the size."""
         state, info = self.state, self.state.image.info
-        self.corners["tl"].setText(info.label)
         right = [info.patient_name] if self.show_patient_name and info.patient_name else []
-        right.append(info.modality)
-        self.corners["tr"].setText("\n".join(t for t in right if t))
-        self.corners["bl"].setText(state.window_text() + (" inverted" if state.invert else ""))
-        lines = [f"frame {state.frame + 1}/{state.image.frame_count}"] if state.image.frame_count > 1 else []
+        bottom_right = [state.zoom_text()]
+        if state.image.frame_count > 1:
+            bottom_right.insert(0, f"frame {state.frame + 1}/{state.image.frame_count}")
         if info.pixel_spacing:
-            lines.append(f"{info.pixel_spacing[1]:.3g} mm/px")
-        lines.append(state.zoom_text())
-        self.corners["br"].setText("  ".join(lines))
-        for label in self.corners.values():
+            bottom_right.append(f"{info.pixel_spacing[1]:.3g} mm/px")
+        self._corner_items = {
+            "tl": [info.label],
+            "tr": [t for t in (*right, info.modality) if t],
+            "bl": [state.window_text() + (" inverted" if state.invert else "")],
+            "br": bottom_right,
+        }
+        markers = state.orientation_markers()
+        for edge, label in self.markers.items():
+            label.setText(markers.get(edge, ""))
             label.adjustSize()
         self._place_overlays()
 
@@ -309,10 +348,51 @@ class ViewportWidget(QtWidgets.QFrame):
         self._place_overlays()
 
     def _place_overlays(self) -> None:
+        """Corner texts never overlap: the right-hand text of a row wraps, then drops its least
+        important items (last in its list), then hides; the left-hand one is elided to the width."""
         w, h, m = self.canvas.width(), self.canvas.height(), 6
         c = self.corners
+        for left, right in (("tl", "tr"), ("bl", "br")):
+            self._fit_left(c[left], self._corner_items.get(left, []), w - 2 * m)
+            self._fit_right(c[right], self._corner_items.get(right, []), w - c[left].width() - 3 * m)
         c["tl"].move(m, m)
         c["tr"].move(w - c["tr"].width() - m, m)
         c["bl"].move(m, h - c["bl"].height() - m)
         c["br"].move(w - c["br"].width() - m, h - c["br"].height() - m)
+        k = self.markers
+        k["left"].move(m, (h - k["left"].height()) // 2)
+        k["right"].move(w - k["right"].width() - m, (h - k["right"].height()) // 2)
+        k["top"].move((w - k["top"].width()) // 2, m)
+        k["bottom"].move((w - k["bottom"].width()) // 2, h - k["bottom"].height() - m)
+        shown = [label for label in c.values() if label.text()]
+        for marker in k.values():
+            clear = all(not marker.geometry().intersects(other.geometry()) for other in shown)
+            marker.setVisible(bool(marker.text()) and clear and self.state is not None)
+            if marker.isVisible():
+                shown.append(marker)
         self.placeholder.setGeometry(0, 0, w, h)
+
+    @staticmethod
+    def _fit_left(label: QtWidgets.QLabel, items: list[str], width: int) -> None:
+        text = "  ".join(items)
+        label.ensurePolished()  # the style sheet's font, not the default one
+        metrics, pad = label.fontMetrics(), _padding(label)
+        elided = metrics.elidedText(text, QtCore.Qt.TextElideMode.ElideRight, max(width - pad, 0))
+        label.setText(elided)
+        label.setVisible(bool(elided) and metrics.horizontalAdvance(elided) + pad <= width)
+        label.adjustSize()
+
+    @staticmethod
+    def _fit_right(label: QtWidgets.QLabel, items: list[str], width: int) -> None:
+        label.ensurePolished()
+        metrics, pad = label.fontMetrics(), _padding(label)
+        for count in range(len(items), 0, -1):
+            kept = items[:count]
+            for text in ("  ".join(kept), "\n".join(kept)):
+                if max(metrics.horizontalAdvance(line) for line in text.split("\n")) + pad <= width:
+                    label.setText(text)
+                    label.setVisible(True)
+                    label.adjustSize()
+                    return
+        label.setText("")
+        label.setVisible(False)
