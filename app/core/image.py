@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.display import VoiLut, Window
+from app.core.text import printable
 
 MAMMO_VIEWS = ("CC", "MLO")
 
@@ -69,7 +70,7 @@ class ImageInfo:
         """Short text for corner annotation and lists, e.g. "R CC" or the file name."""
         if self.laterality or self.view:
             return " ".join(part for part in (self.laterality, self.view) if part)
-        return self.path.name
+        return printable(self.path.name)
 
     @property
     def is_colour(self) -> bool:

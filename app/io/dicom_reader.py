@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_color_lut, apply_voi, get_decoder
 from pydicom.uid import UID, JPEG2000, JPEG2000Lossless
@@ -22,7 +21,10 @@ from app.core.cpu import usable_cores
 from app.core.display import VoiLut, Window
 from app.core.image import ImageInfo, LoadedImage, WindowPreset
 from app.core.study import mammo_tag_from_name
+from app.core.text import first_line
 from app.io.errors import StudyLoadError
+from app.io.image_size import check_pixel_budget
+from app.io.limits import DEFERRED_VALUE_BYTES
 
 # Which package brings a decoder for which family of transfer syntaxes.
 CODEC_PACKAGE = {
@@ -49,15 +51,25 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def read_dicom_info(path: Path) -> ImageInfo:
-    """Header facts of a DICOM image file; StudyLoadError when it is not one."""
+    """Header facts of a DICOM image file; StudyLoadError when it is not one, cannot be read or is too large."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError) as error:
-        raise StudyLoadError(path, f"unreadable DICOM header ({error.__class__.__name__}: {error})") from error
-    if "Rows" not in ds or "Columns" not in ds:
-        kind = ds.get("Modality") or "non-image"
-        raise StudyLoadError(path, f"no pixel data ({kind} object)")
-    return _info_from_dataset(path, ds)
+        ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=DEFERRED_VALUE_BYTES)
+        if "Rows" not in ds or "Columns" not in ds:
+            kind = ds.get("Modality") or "non-image"
+            raise StudyLoadError(path, f"no pixel data ({kind} object)")
+        _refuse_over_budget(path, ds)
+        return _info_from_dataset(path, ds)
+    except StudyLoadError:
+        raise
+    except Exception as error:  # pydicom raises many kinds for damaged headers; each costs only this file
+        raise StudyLoadError(path, f"unreadable DICOM header ({error.__class__.__name__}: {first_line(error)})"
+                             ) from error
+
+
+def _refuse_over_budget(path: Path, ds: Dataset) -> None:
+    """The pixel budget from Rows, Columns, NumberOfFrames and SamplesPerPixel, before anything is decoded."""
+    check_pixel_budget(path, ds.Rows, ds.Columns, _int(ds.get("NumberOfFrames")) or 1,
+                       ds.get("SamplesPerPixel", 1) or 1)
 
 
 def _info_from_dataset(path: Path, ds: Dataset) -> ImageInfo:

@@ -1,0 +1,20 @@
+"""Text safe to show, write and log: names that are not valid UTF-8, and one-line error reasons."""
+
+from __future__ import annotations
+
+import re
+
+BYTES_LITERAL = re.compile(r"b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\"")
+
+
+def printable(text: str) -> str:
+    """`text` with every byte that is not valid UTF-8 (a file name's surrogate escape) written as \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """The first non-empty line of an error's message, without the raw bytes some libraries quote
+    (they may be a patient's data), at most `limit` characters; the error's class name when empty."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = BYTES_LITERAL.sub("<bytes>", printable(lines[0])) if lines else error.__class__.__name__
+    return text[:limit]
