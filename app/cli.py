@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -122,6 +123,7 @@ def import_model(path: Path) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
+    from app.core.text import printable
     from app.inference.batch import predict_folder, terminal_progress
 
     if not args.input.exists():
@@ -134,7 +136,9 @@ def predict(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, OSError) as error:
         print(f"radlens: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return 2
+    log = logging.getLogger("radlens.predict")
     for problem in report.problems:
-        print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)
-    print(f"{report.predicted} image(s) predicted; results in {args.output / 'predictions.csv'}")
+        log.warning("Skipped %s: %s", printable(str(problem.path)), problem.reason)
+        print(f"skipped {printable(str(problem.path))}: {problem.reason}", file=sys.stderr)
+    print(f"{report.predicted} image(s) predicted; results in {printable(str(args.output / 'predictions.csv'))}")
     return 0 if report.predicted else 1

@@ -41,14 +41,14 @@ def write_bad_inputs(folder: Path, seed: int = 0, scale: int = 1) -> list[InputF
     made = _good_files(folder, rng)
     template = dicom_bytes(rng.integers(0, 4095, (64, 64)).astype(np.uint16))
     header_end = template.index(b"\xe0\x7f\x10\x00")  # the Pixel Data element
-    for offset in sorted(set(rng.integers(1, header_end + 200, 60 * scale).tolist())):
+    for offset in sorted(set(rng.integers(1, header_end + 200, 80 * scale).tolist())):
         made.append(_write(folder / f"truncated-{offset:05d}.dcm", template[:offset], BAD, f"truncated at {offset}"))
     for i in range(100 * scale):
         data = bytearray(template)
         for position in rng.integers(132, header_end, int(rng.integers(1, 4))):
             data[position] ^= int(rng.integers(1, 256))
         made.append(_write(folder / f"flipped-{i:04d}.dcm", bytes(data), FUZZED, "header bytes flipped"))
-    for i in range(30 * scale):
+    for i in range(40 * scale):
         head = [b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\0" * 128 + b"DICM"][i % 4]
         made.append(_write(folder / f"random-{i:03d}.bin", head + rng.bytes(int(rng.integers(0, 5000))), BAD,
                            "random bytes"))

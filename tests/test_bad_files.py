@@ -154,3 +154,18 @@ def test_a_file_named_with_invalid_utf8_opens_and_its_name_prints_escaped(tmp_pa
     assert decode_image(info).frames.shape == (1, 32, 32)
     assert printable(info.path.name) == "scan-\\xff.dcm" and info.label == "scan-\\xff.dcm"
     printable(str(info.path)).encode("utf-8")
+
+
+def test_two_files_sharing_one_sop_instance_uid_are_two_images(tmp_path):
+    from pydicom.uid import generate_uid
+
+    uid, study = generate_uid(), generate_uid()
+    for name, value in (("a.dcm", 100), ("b.dcm", 200)):
+        (tmp_path / name).write_bytes(dicom_bytes(np.full((16, 16), value, np.uint16), SOPInstanceUID=uid,
+                                                  StudyInstanceUID=study))
+    (tmp_path / "link.dcm").symlink_to(tmp_path / "a.dcm")
+    infos = {p.name: read_info(p) for p in sorted(tmp_path.iterdir())}
+    assert infos["a.dcm"].identity != infos["b.dcm"].identity
+    assert infos["a.dcm"].identity == infos["link.dcm"].identity  # the same file is the same image
+    (study_found,) = scan([tmp_path / "a.dcm", tmp_path / "b.dcm"]).studies
+    assert len({s.identity for s in study_found.series}) == 2

@@ -198,8 +198,9 @@ def test_registry_matches_models_to_modalities_and_reports_broken_packages(tmp_p
 # ---- running -------------------------------------------------------------------------------------
 def test_every_result_carries_its_image_and_model(tmp_path):
     manifest = make_package(tmp_path)
-    result = InferenceEngine("cpu").run(manifest, loaded(np.zeros((50, 80), np.uint8), "study-A/img-3"))
-    assert result.image_identity == "study-A/img-3" and result.model_key == "test-cls@0.0.1"
+    image = loaded(np.zeros((50, 80), np.uint8), "study-A/img-3")
+    result = InferenceEngine("cpu").run(manifest, image)
+    assert result.image_identity == image.info.identity and result.model_key == "test-cls@0.0.1"
     assert result.probabilities.shape == (3,) and abs(result.probabilities.sum() - 1) < 1e-5
     assert set(result.heatmaps) == {"head (1/32)"} and result.heatmaps["head (1/32)"].shape == (50, 80)
 

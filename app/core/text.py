@@ -12,9 +12,26 @@ def printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def describe(error: BaseException) -> str:
+    """"ClassName: first line of the message", or the class name alone when the message is empty."""
+    text = first_line(error)
+    name = error.__class__.__name__
+    return f"{name}: {text}" if text != name else name
+
+
 def first_line(error: BaseException, limit: int = 200) -> str:
     """The first non-empty line of an error's message, without the raw bytes some libraries quote
     (they may be a patient's data), at most `limit` characters; the error's class name when empty."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     text = BYTES_LITERAL.sub("<bytes>", printable(lines[0])) if lines else error.__class__.__name__
     return text[:limit]
+
+
+def unicode_key(text: str) -> str:
+    """`text` unchanged when it is valid Unicode, else its ascii() form: a key that survives Qt's
+    strings (which replace lone surrogates) and never equals another path's key."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return ascii(text)
+    return text

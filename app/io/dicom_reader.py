@@ -21,7 +21,7 @@ from app.core.cpu import usable_cores
 from app.core.display import VoiLut, Window
 from app.core.image import ImageInfo, LoadedImage, WindowPreset
 from app.core.study import mammo_tag_from_name
-from app.core.text import first_line
+from app.core.text import describe
 from app.io.errors import StudyLoadError
 from app.io.image_size import check_pixel_budget
 from app.io.limits import DEFERRED_VALUE_BYTES
@@ -62,7 +62,7 @@ def read_dicom_info(path: Path) -> ImageInfo:
     except StudyLoadError:
         raise
     except Exception as error:  # pydicom raises many kinds for damaged headers; each costs only this file
-        raise StudyLoadError(path, f"unreadable DICOM header ({error.__class__.__name__}: {first_line(error)})"
+        raise StudyLoadError(path, f"unreadable DICOM header ({describe(error)})"
                              ) from error
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -89,14 +90,8 @@ def decode_raster(info: ImageInfo) -> LoadedImage:
         pixels = _colour_to_rgb_or_grey(pixels)
     frames = pixels[np.newaxis]
     rgb = frames.ndim == 4
-    info = ImageInfo(
-        **{**info.__dict__,
-           "rows": int(pixels.shape[0]),
-           "columns": int(pixels.shape[1]),
-           "samples_per_pixel": 3 if rgb else 1,
-           "photometric": "RGB" if rgb else "MONOCHROME2",
-           "bits_stored": 16 if pixels.dtype == np.uint16 else 8},
-    )
+    info = replace(info, rows=int(pixels.shape[0]), columns=int(pixels.shape[1]), samples_per_pixel=3 if rgb else 1,
+                   photometric="RGB" if rgb else "MONOCHROME2", bits_stored=16 if pixels.dtype == np.uint16 else 8)
     return LoadedImage(info=info, frames=frames, stored_range=(float(frames.min()), float(frames.max())))
 
 

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pydicom
 from pydicom.uid import JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes, JPEGTransferSyntaxes
 
 from app.core.image import ImageInfo, LoadedImage
 from app.core.study import Series, Study, group_into_studies
 from app.io.dicom_reader import decode_dicom, is_dicom_file, read_dicom_info
-from app.core.text import first_line, printable
+from app.core.text import describe, printable
 from app.io.errors import LoadProblem, StudyLoadError
 from app.io.image_size import check_pixel_budget, first_frame_size
 from app.io.raster_reader import decode_raster, raster_format, read_raster_info
@@ -33,6 +34,9 @@ FILE_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"), (stat
 ENCAPSULATED_SYNTAXES_WITH_SIZE = {str(uid) for uid in (*JPEGTransferSyntaxes, *JPEGLSTransferSyntaxes,
                                                         *JPEG2000TransferSyntaxes)}
 log = logging.getLogger("radlens.io")
+# A damaged value is this file's problem, reported once as its reason; pydicom's warning about it would
+# quote the value (it may be a patient's name) into the log, once for every value of every file.
+pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 
 @dataclass
@@ -101,7 +105,7 @@ def read_info(path: Path) -> ImageInfo:
     except OSError as error:
         raise StudyLoadError(path, f"unreadable file ({error.strerror or error})") from error
     except Exception as error:  # a reader's bug must cost this file only
-        log.warning("Unexpected error reading %s", printable(str(path)), exc_info=True)
+        log.debug("Unexpected error reading %s", printable(str(path)), exc_info=True)
         raise StudyLoadError(path, f"could not be read ({error.__class__.__name__})") from error
 
 
@@ -171,9 +175,8 @@ def decode_series(series: Series) -> tuple[LoadedImage | None, list[LoadProblem]
         except MemoryError:
             problems.append(LoadProblem(info.path, "not enough memory to decode this image"))
         except Exception as error:  # a decoder's surprise (StopIteration, ValueError, ...) costs this file only
-            log.warning("Unexpected error decoding %s", printable(str(info.path)), exc_info=True)
-            problems.append(LoadProblem(info.path, f"pixel data could not be decoded ({error.__class__.__name__}: "
-                                                   f"{first_line(error)})"))
+            log.debug("Unexpected error decoding %s", printable(str(info.path)), exc_info=True)
+            problems.append(LoadProblem(info.path, f"pixel data could not be decoded ({describe(error)})"))
     if not loaded:
         return None, problems
     if len(loaded) == 1:
