@@ -113,3 +113,28 @@ def test_predictions_csv_and_masks_name_a_non_utf8_file_escaped(tmp_path):
     with open(tmp_path / "out" / "predictions.csv", newline="", encoding="utf-8") as handle:
         assert sorted(row["image"] for row in csv.DictReader(handle)) == ["plain.png", "scan-\\xff.png"]
     assert (tmp_path / "out" / "masks" / "scan-\\xff.png").is_file()
+
+
+def test_no_file_holds_the_scan_or_its_decoding_longer_than_the_per_file_limit(bad_folder):
+    import time
+
+    from app.io.limits import PER_FILE_SECONDS
+    from app.io.study_loader import decode_series, iter_scan
+
+    folder, _ = bad_folder
+    steps, slowest = iter_scan([folder]), (0.0, "")
+    started = time.perf_counter()
+    try:
+        while True:
+            _, _, name = next(steps)
+            now = time.perf_counter()
+            slowest, started = max(slowest, (now - started, name)), now
+    except StopIteration as stop:
+        result = stop.value
+    assert slowest[0] < PER_FILE_SECONDS, f"reading {slowest[1]} took {slowest[0]:.1f} s"
+    for study in result.studies:
+        for series in study.series:
+            started = time.perf_counter()
+            decode_series(series)
+            took = time.perf_counter() - started
+            assert took < PER_FILE_SECONDS, f"decoding {series.first.path.name} took {took:.1f} s"

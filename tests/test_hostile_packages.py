@@ -159,6 +159,8 @@ def test_listing_says_which_packages_will_be_refused_and_which_are_not_yet_verif
     assert "unusable: refused: the file holds pickled Python code (posix.system)" in lines["pickled"]
     assert "unusable: weights.safetensors does not match its sha256" in lines["wrong-hash"]
     assert listing.returncode == 1 and "Traceback" not in listing.stderr and not marker.exists()
+    log = (tmp_path / "log" / "radlens.log").read_text()
+    assert log.count("Unusable model package") == 2 and log.count("holds pickled Python code") == 1
     fine = ModelRegistry.discover([models]).get("fine")
     as_if_copied_in(fine.weights_path)
     assert check_package(fine, verify_up_to=0).summary.startswith("not yet verified: weights.safetensors")
