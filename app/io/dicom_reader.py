@@ -62,8 +62,7 @@ def read_dicom_info(path: Path) -> ImageInfo:
     except StudyLoadError:
         raise
     except Exception as error:  # pydicom raises many kinds for damaged headers; each costs only this file
-        raise StudyLoadError(path, f"unreadable DICOM header ({describe(error)})"
-                             ) from error
+        raise StudyLoadError(path, f"unreadable DICOM header ({describe(error)})") from error
 
 
 def _refuse_over_budget(path: Path, ds: Dataset) -> None:

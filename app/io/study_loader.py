@@ -20,8 +20,8 @@ from pydicom.uid import JPEG2000TransferSyntaxes, JPEGLSTransferSyntaxes, JPEGTr
 
 from app.core.image import ImageInfo, LoadedImage
 from app.core.study import Series, Study, group_into_studies
-from app.io.dicom_reader import decode_dicom, is_dicom_file, read_dicom_info
 from app.core.text import describe, printable
+from app.io.dicom_reader import decode_dicom, is_dicom_file, read_dicom_info
 from app.io.errors import LoadProblem, StudyLoadError
 from app.io.image_size import check_pixel_budget, first_frame_size
 from app.io.raster_reader import decode_raster, raster_format, read_raster_info
