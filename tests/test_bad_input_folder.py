@@ -138,3 +138,12 @@ def test_no_file_holds_the_scan_or_its_decoding_longer_than_the_per_file_limit(b
             decode_series(series)
             took = time.perf_counter() - started
             assert took < PER_FILE_SECONDS, f"decoding {series.first.path.name} took {took:.1f} s"
+
+
+def test_a_screenshot_of_the_bad_folder_ends_promptly_without_a_traceback(bad_folder, tmp_path):
+    folder, _ = bad_folder
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = subprocess.run([sys.executable, "-c", MEASURED_RUN, "open", str(folder), "--screenshot",
+                           str(tmp_path / "shot.png")], cwd=ROOT, env=env, capture_output=True, timeout=120)
+    stderr = done.stderr.decode("utf-8", "backslashreplace")
+    assert done.returncode == 0 and "Traceback" not in stderr and (tmp_path / "shot.png").is_file(), stderr[-2000:]
