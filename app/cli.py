@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -94,17 +95,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def list_models() -> int:
+    from app.inference.package_check import check_package
     from app.inference.registry import ModelRegistry, model_dirs
 
+    log = logging.getLogger("radlens.models")
     registry = ModelRegistry.discover()
     if not registry.models:
         print("No models installed. Model folders are read from: " + ", ".join(map(str, model_dirs())))
+    unusable = [(p.path, p.reason) for p in registry.problems]
     for model in registry.models:
+        status = check_package(model)
         print(f"{model.name:18s} {model.version:8s} {'/'.join(model.modalities):8s} {model.task:15s} "
-              f"classes: {', '.join(model.classes)}   ({model.folder})")
-    for problem in registry.problems:
-        print(f"unusable: {problem.path}: {problem.reason}", file=sys.stderr)
-    return 0 if not registry.problems else 1
+              f"classes: {', '.join(model.classes)}   ({model.folder})   {status.summary}")
+        if status.problem:
+            unusable.append((model.folder, status.problem))
+    for path, reason in unusable:
+        log.warning("Unusable model package %s: %s", path, reason)
+        print(f"unusable: {path}: {reason}", file=sys.stderr)
+    return 0 if not unusable else 1
 
 
 def import_model(path: Path) -> int:
@@ -114,6 +122,7 @@ def import_model(path: Path) -> int:
     try:
         manifest = install(path)
     except ModelPackageError as error:
+        logging.getLogger("radlens.models").warning("Not imported %s: %s", error.path, error.reason)
         print(f"radlens: cannot import {error.path}: {error.reason}", file=sys.stderr)
         return 1
     print(f"imported {manifest.name} {manifest.version} ({manifest.task}, {'/'.join(manifest.modalities)}) "
@@ -122,6 +131,7 @@ def import_model(path: Path) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
+    from app.core.text import printable
     from app.inference.batch import predict_folder, terminal_progress
 
     if not args.input.exists():
@@ -134,7 +144,9 @@ def predict(args: argparse.Namespace) -> int:
     except (KeyError, ValueError, OSError) as error:
         print(f"radlens: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return 2
+    log = logging.getLogger("radlens.predict")
     for problem in report.problems:
-        print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)
-    print(f"{report.predicted} image(s) predicted; results in {args.output / 'predictions.csv'}")
+        log.warning("Skipped %s: %s", printable(str(problem.path)), problem.reason)
+        print(f"skipped {printable(str(problem.path))}: {problem.reason}", file=sys.stderr)
+    print(f"{report.predicted} image(s) predicted; results in {printable(str(args.output / 'predictions.csv'))}")
     return 0 if report.predicted else 1

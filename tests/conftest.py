@@ -9,6 +9,8 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # The app's log goes to a folder of this test run, never the user's (subprocesses inherit it).
 os.environ.setdefault("RADLENS_LOG_DIR", tempfile.mkdtemp(prefix="radlens-test-log-"))
+# Caches (the demo study, hashes of verified model files) too.
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="radlens-test-cache-"))
 
 import pydicom  # noqa: E402
 import pytest  # noqa: E402

@@ -181,9 +181,10 @@ def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path):
             return (Path.touch, (tmp_path / "ran",))
 
     (tmp_path / "evil.ckpt").write_bytes(pickle.dumps({"x": Boom()}))
-    with pytest.raises(ModelPackageError, match="read safely"):
+    with pytest.raises(ModelPackageError, match="refused: the file holds a pickle") as refused:
         checked_state_dict(tmp_path / "evil.ckpt")
     assert not (tmp_path / "ran").exists()
+    assert "\n" not in refused.value.reason and len(refused.value.reason) < 200
 
 
 def test_images_that_state_their_pixel_spacing_are_read_at_the_models_pixel_size(tmp_path):

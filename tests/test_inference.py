@@ -198,8 +198,9 @@ def test_registry_matches_models_to_modalities_and_reports_broken_packages(tmp_p
 # ---- running -------------------------------------------------------------------------------------
 def test_every_result_carries_its_image_and_model(tmp_path):
     manifest = make_package(tmp_path)
-    result = InferenceEngine("cpu").run(manifest, loaded(np.zeros((50, 80), np.uint8), "study-A/img-3"))
-    assert result.image_identity == "study-A/img-3" and result.model_key == "test-cls@0.0.1"
+    image = loaded(np.zeros((50, 80), np.uint8), "study-A/img-3")
+    result = InferenceEngine("cpu").run(manifest, image)
+    assert result.image_identity == image.info.identity and result.model_key == "test-cls@0.0.1"
     assert result.probabilities.shape == (3,) and abs(result.probabilities.sum() - 1) < 1e-5
     assert set(result.heatmaps) == {"head (1/32)"} and result.heatmaps["head (1/32)"].shape == (50, 80)
 
@@ -309,3 +310,16 @@ def test_a_result_says_when_the_image_is_unlike_the_models_training_images(tmp_p
     unlike = engine.run(manifest, loaded(stripes))
     assert not alike.out_of_distribution and unlike.out_of_distribution
     assert unlike.ood_distance > unlike.ood_limit > alike.ood_distance
+
+
+def test_a_gpu_fallback_is_logged_once(tmp_path, monkeypatch, caplog):
+    manifest = make_package(tmp_path)
+    engine = InferenceEngine("auto")
+    monkeypatch.setattr(runner_module, "choose_device", lambda _preference: torch.device("cuda"))
+    real_run_on = engine._run_on
+    monkeypatch.setattr(engine, "_run_on", lambda device, *args: (_ for _ in ()).throw(
+        torch.cuda.OutOfMemoryError("CUDA out of memory")) if device.type == "cuda" else real_run_on(device, *args))
+    caplog.set_level("INFO")
+    engine.run(manifest, loaded(np.zeros((64, 64), np.uint8)))
+    assert [r.getMessage() for r in caplog.records if "GPU failed" in r.getMessage()] == [
+        "The GPU failed (CUDA out of memory); test-cls ran on the CPU instead"]

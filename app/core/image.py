@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from app.core.display import VoiLut, Window
+from app.core.text import printable, unicode_key
 
 MAMMO_VIEWS = ("CC", "MLO")
 
@@ -25,7 +27,7 @@ class WindowPreset:
 class ImageInfo:
     """Header facts of one image file; read without decoding pixels.
 
-    `identity` is stable for the same file and is what inference results are keyed by.
+    `identity` is stable for the same file and is what inference results and viewports are keyed by.
     """
 
     path: Path
@@ -56,9 +58,11 @@ class ImageInfo:
     presentation_inverse: bool = False  # MONOCHROME1 or Presentation LUT Shape INVERSE
     patient_orientation: tuple[str, str] | None = None  # (row direction, column direction)
 
-    @property
+    @cached_property
     def identity(self) -> str:
-        return self.sop_uid or str(self.path.resolve())
+        """The resolved file and its SOP Instance UID: two files that share one UID are two images."""
+        where = unicode_key(str(self.path.resolve()))
+        return f"{self.sop_uid}@{where}" if self.sop_uid else where
 
     @property
     def is_mammogram_view(self) -> bool:
@@ -78,7 +82,7 @@ class ImageInfo:
         """Short text for corner annotation and lists, e.g. "R CC" or the file name."""
         if self.laterality or self.view:
             return " ".join(part for part in (self.laterality, self.view) if part)
-        return self.path.name
+        return printable(self.path.name)
 
     @property
     def is_colour(self) -> bool:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.image import ImageInfo
+from app.core.text import printable, unicode_key
 
 # Modalities whose single-frame files of one series are slices of a stack (one viewport, frame slider).
 STACKED_MODALITIES = {"MR", "CT", "PT", "NM"}
@@ -84,11 +85,11 @@ def _study_key(info: ImageInfo) -> str:
     if info.source_format == "dicom" and info.study_uid:
         return f"dicom:{info.study_uid}"
     if info.source_format == "dicom":
-        return f"file:{info.path.resolve()}"
+        return f"file:{info.identity}"
     tag = mammo_tag_from_name(info.path.name)
     if tag is None:
-        return f"file:{info.path.resolve()}"
-    return f"folder:{info.path.parent.resolve()}:{tag[2]}"
+        return f"file:{info.identity}"
+    return f"folder:{unicode_key(str(info.path.parent.resolve()))}:{tag[2]}"
 
 
 def _title(members: list[ImageInfo]) -> str:
@@ -98,10 +99,10 @@ def _title(members: list[ImageInfo]) -> str:
         modalities = "/".join(sorted({m.modality for m in members if m.modality}))
         return " ".join(p for p in (modalities, *parts) if p)
     if len(members) == 1 and not mammo_tag_from_name(first.path.name):
-        return first.path.name
+        return printable(first.path.name)
     tag = mammo_tag_from_name(first.path.name)
     exam = f" exam {tag[2]}" if tag and tag[2] else ""
-    return f"{first.path.parent.name}{exam}"
+    return f"{printable(first.path.parent.name)}{exam}"
 
 
 def _series_of(members: list[ImageInfo]) -> tuple[Series, ...]:

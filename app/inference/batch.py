@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from app.core.text import describe, printable
 from app.inference.glam.exam_list import read_exam_labels
 from app.inference.manifest import ModelManifest, ModelPackageError
 from app.inference.registry import ModelRegistry
@@ -19,6 +21,7 @@ from app.io.errors import LoadProblem
 from app.io.study_loader import decode_series, scan
 
 
+log = logging.getLogger("radlens.predict")
 GLAM_COLUMNS = ("image_index", "benign_pred", "malignant_pred", "benign_label", "malignant_label")
 
 
@@ -60,6 +63,9 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
                     outcome = engine.run(model, image)
                 except (InferenceError, ModelPackageError, ValueError) as error:
                     report.problems.append(LoadProblem(path, f"{model.name} could not run: {error}"))
+                except Exception as error:  # one image's surprise must not cost the others' rows
+                    log.debug("%s failed on %s", model.name, printable(str(path)), exc_info=True)
+                    report.problems.append(LoadProblem(path, f"{model.name} could not run ({describe(error)})"))
                 else:
                     rows.append(_row(relative, model, outcome))
                     if model.task == "glam":
@@ -92,7 +98,7 @@ def _row(relative: str, model: ModelManifest, outcome) -> dict[str, str]:
 
 def _glam_row(path: Path, outcome, exam_labels: dict[str, tuple[int, int]]) -> dict[str, str]:
     benign, malignant = (float(p) for p in outcome.probabilities)
-    row = {"image_index": path.stem, "benign_pred": f"{benign:.6f}", "malignant_pred": f"{malignant:.6f}"}
+    row = {"image_index": printable(path.stem), "benign_pred": f"{benign:.6f}", "malignant_pred": f"{malignant:.6f}"}
     if path.stem in exam_labels:
         row["benign_label"], row["malignant_label"] = (str(v) for v in exam_labels[path.stem])
     return row
@@ -117,10 +123,12 @@ def _write_png(path: Path, pixels: np.ndarray) -> None:
 
 
 def _relative(path: Path, source: Path) -> str:
+    """The image's name in every output: relative to `source`, bytes that are not UTF-8 written as \\xNN."""
     try:
-        return path.resolve().relative_to(source.resolve()).as_posix() if source.is_dir() else path.name
+        relative = path.resolve().relative_to(source.resolve()).as_posix() if source.is_dir() else path.name
     except ValueError:
-        return path.name
+        relative = path.name
+    return printable(relative)
 
 
 def terminal_progress(done: int, total: int) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.io.limits import MANIFEST_MAX_BYTES
+
 TASKS = ("classification", "segmentation", "glam")
 RESIZE_POLICIES = ("letterbox", "stretch")
 MANIFEST_NAME = "model.json"
@@ -71,19 +73,47 @@ class ModelManifest:
 
 
 def read_manifest(folder: Path) -> ModelManifest:
-    """Parse and check `folder/model.json`; ModelPackageError says what is wrong."""
+    """Parse and check `folder/model.json`; ModelPackageError says what is wrong, whatever it is."""
     path = Path(folder) / MANIFEST_NAME
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MANIFEST_MAX_BYTES:
+            raise ModelPackageError(path, f"{MANIFEST_NAME} is {size:,} bytes, more than the "
+                                          f"{MANIFEST_MAX_BYTES:,} a manifest may have; not read")
+        raw = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise ModelPackageError(folder, f"no {MANIFEST_NAME}") from None
+    except UnicodeDecodeError as error:
+        raise ModelPackageError(path, f"{MANIFEST_NAME} is not UTF-8 text (byte {error.start})") from None
+    except RecursionError:
+        raise ModelPackageError(path, f"{MANIFEST_NAME} nests too deeply to be a manifest") from None
     except (OSError, json.JSONDecodeError) as error:
         raise ModelPackageError(path, f"unreadable manifest ({error})") from error
+    if not isinstance(raw, dict):
+        raise ModelPackageError(path, f"{MANIFEST_NAME} must hold one JSON object")
     try:
         return _parse(Path(folder), raw)
-    except (KeyError, TypeError, ValueError) as error:
-        text = f"missing field {error}" if isinstance(error, KeyError) else str(error)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, RecursionError) as error:
+        text = f"missing field {error}" if isinstance(error, KeyError) else str(error) or error.__class__.__name__
         raise ModelPackageError(path, text) from error
+
+
+def package_file(folder: Path, name: str, field: str) -> str:
+    """`name` when it is a file inside `folder` (links resolved); ValueError for an absolute name or one
+    that leads outside the package, such as `../../outside/weights.safetensors`."""
+    name = str(name)
+    if not name or Path(name).is_absolute() or "\\" in name:
+        raise ValueError(f"{field} {name!r} must be a file name inside the package folder")
+    root = Path(folder).resolve()
+    if not (root / name).resolve().is_relative_to(root):
+        raise ValueError(f"{field} {name!r} leads outside the package folder; refused")
+    return name
+
+
+def _package_name(name: str) -> str:
+    if not name or name in (".", "..") or any(c in name for c in "/\\:\0") or name.startswith("."):
+        raise ValueError(f"name {name!r} must be a plain folder name (no path)")
+    return name
 
 
 def _parse(folder: Path, raw: dict[str, Any]) -> ModelManifest:
@@ -117,7 +147,7 @@ def _parse(folder: Path, raw: dict[str, Any]) -> ModelManifest:
     modality = raw["modality"]
     return ModelManifest(
         folder=folder,
-        name=str(raw["name"]),
+        name=_package_name(str(raw["name"])),
         version=str(raw["version"]),
         modalities=tuple([modality] if isinstance(modality, str) else modality),
         task=task,
@@ -126,20 +156,21 @@ def _parse(folder: Path, raw: dict[str, Any]) -> ModelManifest:
         input=InputSpec(size=size, channels=channels, resize=resize, mean=mean, std=std),
         explain_layers=layers,
         default_explain_layer=default,
-        weights_file=str(weights["file"]),
+        weights_file=package_file(folder, weights["file"], "weights.file"),
         weights_sha256=sha,
         half_precision=bool(raw.get("half_precision", False)),
         licence={str(k): str(v) for k, v in raw.get("licence", {}).items()},
         card=dict(raw.get("card", {})),
         settings=dict(raw.get("settings", {})),
-        ood=_ood(raw.get("ood")),
+        ood=_ood(folder, raw.get("ood")),
     )
 
 
-def _ood(raw: Any) -> dict[str, str]:
+def _ood(folder: Path, raw: Any) -> dict[str, str]:
     if not raw:
         return {}
     ood = {key: str(raw[key]) for key in ("file", "sha256", "layer")}
+    package_file(folder, ood["file"], "ood.file")
     if len(ood["sha256"]) != 64:
         raise ValueError("ood.sha256 must be 64 hex digits")
     return ood

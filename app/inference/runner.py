@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,9 @@ from app.inference.ood import FeatureDistribution
 from app.inference.preprocess import InputGeometry, prepare_input
 from app.inference.results import InferenceResult
 from app.inference.weights import load_strict, read_state_dict
+
+
+log = logging.getLogger("radlens.inference")
 
 
 class InferenceError(Exception):
@@ -65,6 +69,7 @@ class InferenceEngine:
                 torch.cuda.empty_cache()
             result = self._run_on(torch.device("cpu"), manifest, image, frame, options)
             reason = str(error).strip().splitlines()[0][:160]
+            log.warning("The GPU failed (%s); %s ran on the CPU instead", reason, manifest.name)
             fallback = f"The GPU failed ({reason}); this result was computed on the CPU."
             return replace(result, note=" ".join(part for part in (fallback, result.note) if part))
 

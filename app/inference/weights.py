@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
+import re
 from pathlib import Path
 
 import torch
 
+from app.inference.hash_cache import sha256_of
 from app.inference.manifest import ModelPackageError
 
-
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+log = logging.getLogger("radlens.models")
 
 
 def read_state_dict(path: Path, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
@@ -35,12 +32,21 @@ def read_state_dict(path: Path, expected_sha256: str | None = None) -> dict[str,
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # weights_only refuses anything but tensors and plain containers
-        raise ModelPackageError(path, f"weights could not be read without unpickling code ({error})") from error
+        raise unpickling_refusal(path, error) from error
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelPackageError(path, "weights file does not hold a state dict of tensors")
     return state
+
+
+def unpickling_refusal(path: Path, error: Exception) -> ModelPackageError:
+    """One line for what torch.load(weights_only=True) refused and why; torch's long text goes to the log."""
+    log.info("torch.load(weights_only=True) refused %s: %s", path, error)
+    found = UNSAFE_GLOBAL.search(str(error))
+    what = f"pickled Python code ({found.group(1)})" if found else "a pickle of more than tensors"
+    return ModelPackageError(path, f"refused: the file holds {what}; RadLens reads weights only without "
+                                   "unpickling code (tensors alone)")
 
 
 def fit_problems(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> list[str]:

@@ -30,7 +30,10 @@ from app.core.cpu import usable_cores
 from app.core.display import VoiLut, Window
 from app.core.image import ImageInfo, LoadedImage, WindowPreset
 from app.core.study import mammo_tag_from_name
+from app.core.text import describe
 from app.io.errors import NotDicomError, StudyLoadError
+from app.io.image_size import check_pixel_budget
+from app.io.limits import DEFERRED_VALUE_BYTES
 
 # Which package brings a decoder for which family of transfer syntaxes.
 CODEC_PACKAGE = {
@@ -64,17 +67,26 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def read_dicom_info(path: Path) -> ImageInfo:
-    """Header facts of a DICOM image file; StudyLoadError when it is not one."""
+    """Header facts of a DICOM image file; StudyLoadError when it is not one, cannot be read or is too large."""
     try:
         ds = read_dataset(path, stop_before_pixels=True)
-    except (InvalidDicomError, EOFError, OSError, ValueError) as error:
-        raise StudyLoadError(path, f"unreadable DICOM header ({error.__class__.__name__}: {error})") from error
-    if "Rows" not in ds or "Columns" not in ds:
-        kind = ds.get("Modality") or "non-image"
-        raise StudyLoadError(path, f"no pixel data ({kind} object)")
-    info = _info_from_dataset(path, ds)
-    _require_decoder(path, info.transfer_syntax)  # refused at the scan, listed with the reason
-    return info
+        if "Rows" not in ds or "Columns" not in ds:
+            kind = ds.get("Modality") or "non-image"
+            raise StudyLoadError(path, f"no pixel data ({kind} object)")
+        _refuse_over_budget(path, ds)
+        info = _info_from_dataset(path, ds)
+        _require_decoder(path, info.transfer_syntax)  # refused at the scan, listed with the reason
+        return info
+    except StudyLoadError:
+        raise
+    except Exception as error:  # pydicom raises many kinds for damaged headers; each costs only this file
+        raise StudyLoadError(path, f"unreadable DICOM header ({describe(error)})") from error
+
+
+def _refuse_over_budget(path: Path, ds: Dataset) -> None:
+    """The pixel budget from Rows, Columns, NumberOfFrames and SamplesPerPixel, before anything is decoded."""
+    check_pixel_budget(path, ds.Rows, ds.Columns, _int(ds.get("NumberOfFrames")) or 1,
+                       ds.get("SamplesPerPixel", 1) or 1)
 
 
 def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
@@ -83,14 +95,19 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
     Older modalities wrote bare data sets (no 128-byte preamble, no group 0002). pydicom reads them
     with `force=True`; the transfer syntax they do not state is the encoding pydicom found
     (PS3.5 A.1: implicit VR little endian unless the elements say otherwise). A forced read that
-    does not start with a DICOM group, or finds no image attributes, is not taken for DICOM.
+    fails, does not start with a DICOM group, or finds no image attributes is not taken for DICOM.
+    Header reads defer values over DEFERRED_VALUE_BYTES (read only if asked for).
     """
+    defer = DEFERRED_VALUE_BYTES if stop_before_pixels else None
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=defer)
     except InvalidDicomError:
         pass
-    ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, force=True)
-    first = next(iter(ds.keys()), None)
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=defer, force=True)
+        first = next(iter(ds.keys()), None)
+    except Exception as error:  # whatever a forced read of non-DICOM bytes raises
+        raise NotDicomError(path, f"not a DICOM data set ({describe(error)})") from error
     if first is None or first.group > 0x0008 or not ({"SOPClassUID", "Rows", "Modality"} & set(ds.dir())):
         raise NotDicomError(path, "not a DICOM data set")
     if "TransferSyntaxUID" not in ds.file_meta:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -9,7 +10,10 @@ import numpy as np
 
 from app.core.image import ImageInfo, LoadedImage
 from app.core.study import mammo_tag_from_name
+from app.core.text import first_line
 from app.io.errors import StudyLoadError
+from app.io.image_size import check_pixel_budget, jpeg_size, png_size
+from app.io.limits import HEADER_PEEK_BYTES
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8\xff"
@@ -27,12 +31,14 @@ def raster_format(path: Path) -> str | None:
 
 
 def read_raster_info(path: Path, source_format: str) -> ImageInfo:
-    """What the name tells (laterality and view, e.g. `0_L-CC.png`); size comes with the pixels.
+    """What the name tells (laterality and view, e.g. `0_L-CC.png`) and the size its header declares.
 
-    A file cut short (no PNG IEND chunk or JPEG end-of-image marker) is refused here already.
+    A file cut short (no PNG IEND chunk or JPEG end-of-image marker), or declaring more pixels than
+    the budget, is refused here already.
     """
     if not _ends_complete(path, source_format):
         raise StudyLoadError(path, f"truncated {source_format.upper()} file (its end marker is missing)")
+    rows, columns, samples = _declared_size(path, source_format)
     tag = mammo_tag_from_name(path.name)
     return ImageInfo(
         path=path,
@@ -40,7 +46,21 @@ def read_raster_info(path: Path, source_format: str) -> ImageInfo:
         modality="MG" if tag else "",
         laterality=tag[0] if tag else None,
         view=tag[1] if tag else None,
+        rows=rows,
+        columns=columns,
     )
+
+
+def _declared_size(path: Path, source_format: str) -> tuple[int, int, int]:
+    """(rows, columns, samples) from the PNG IHDR or JPEG frame header, held to the pixel budget."""
+    with open(path, "rb") as handle:
+        head = handle.read(HEADER_PEEK_BYTES)
+    size = png_size(head) if source_format == "png" else jpeg_size(head)
+    if size is None:
+        raise StudyLoadError(path, f"no {source_format.upper()} image header in its first "
+                                   f"{HEADER_PEEK_BYTES >> 10} KB")
+    check_pixel_budget(path, *size[:2], samples=size[2])
+    return size
 
 
 def _ends_complete(path: Path, source_format: str) -> bool:
@@ -60,21 +80,18 @@ def decode_raster(info: ImageInfo) -> LoadedImage:
         buffer = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: it cannot open non-ASCII paths everywhere
     except OSError as error:
         raise StudyLoadError(path, f"unreadable file ({error.strerror})") from error
-    pixels = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    try:
+        pixels = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:  # OpenCV's own limits, e.g. more than 2^30 pixels
+        raise StudyLoadError(path, f"OpenCV could not decode it ({first_line(error)})") from error
     if pixels is None or pixels.size == 0:
         raise StudyLoadError(path, f"truncated or corrupt {info.source_format.upper()} file")
     if pixels.ndim == 3:
         pixels = _colour_to_rgb_or_grey(pixels)
     frames = pixels[np.newaxis]
     rgb = frames.ndim == 4
-    info = ImageInfo(
-        **{**info.__dict__,
-           "rows": int(pixels.shape[0]),
-           "columns": int(pixels.shape[1]),
-           "samples_per_pixel": 3 if rgb else 1,
-           "photometric": "RGB" if rgb else "MONOCHROME2",
-           "bits_stored": 16 if pixels.dtype == np.uint16 else 8},
-    )
+    info = replace(info, rows=int(pixels.shape[0]), columns=int(pixels.shape[1]), samples_per_pixel=3 if rgb else 1,
+                   photometric="RGB" if rgb else "MONOCHROME2", bits_stored=16 if pixels.dtype == np.uint16 else 8)
     return LoadedImage(info=info, frames=frames, stored_range=(float(frames.min()), float(frames.max())))
 
 

@@ -6,6 +6,8 @@ study they were started for is still open.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from PySide6 import QtCore, QtWidgets
 
@@ -21,6 +23,8 @@ from app.ui.results_panel import ResultsPanel
 from app.ui.settings import AppSettings
 from app.ui.study_view import StudyView
 from app.ui.viewport_widget import ViewportWidget
+
+log = logging.getLogger("radlens.ui")
 
 PREDICTED = "predicted class"
 
@@ -230,6 +234,7 @@ class AiDock(QtWidgets.QDockWidget):
 
     def _on_failed(self, study_key: str, _series: str, message: str) -> None:
         if self.study is not None and study_key == self.study.key:
+            log.warning("The model could not run: %s", message)
             self.results_panel.show_result(None, f"The model could not run: {message}")
 
     def _on_finished(self, study_key: str) -> None:

@@ -14,6 +14,7 @@ from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, thread_worker
 
 from app.core.cpu import usable_cores
+from app.core.text import describe
 from app.inference.manifest import ModelManifest, ModelPackageError
 from app.inference.options import ExplainOptions
 
@@ -55,6 +56,8 @@ def _inference_worker(engine: InferenceEngine, jobs: list, options: ExplainOptio
                 outcome = ("result", series_identity, engine.run(manifest, image, frame, options))
         except (InferenceError, ModelPackageError, ValueError) as error:
             outcome = ("error", series_identity, f"{manifest.name}: {error}")
+        except Exception as error:  # superqt would drop a RuntimeError silently and the run would never end
+            outcome = ("error", series_identity, f"{manifest.name}: {describe(error)}")
         yield outcome
 
 

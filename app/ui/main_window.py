@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.core.hanging import hang
 from app.core.study import Study
+from app.core.text import printable
 from app.io.errors import LoadProblem
 from app.io.study_loader import ScanResult
 from app.ui.ai_dock import AiDock
@@ -16,6 +18,7 @@ from app.ui.shortcuts import MOUSE_HELP, SHORTCUTS, keys_for
 from app.ui.study_loading import StudyLoadController
 from app.ui.study_view import StudyView
 
+log = logging.getLogger("radlens.ui")
 WELCOME = "Drop DICOM, PNG or JPEG files or folders here\nor use File > Open (Ctrl+O)"
 
 
@@ -191,7 +194,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.problem_list.clear()
         self._set_problems_visible(False)
         self.study_view.show_message("Reading…")
-        self.statusBar().showMessage(f"Reading {', '.join(p.name or str(p) for p in paths[:3])}"
+        self.statusBar().showMessage(f"Reading {', '.join(printable(p.name or str(p)) for p in paths[:3])}"
                                      + ("…" if len(paths) > 3 else ""))
         self.loader.open_paths(paths)
 
@@ -241,7 +244,7 @@ class MainWindow(QtWidgets.QMainWindow):
         for study in self.studies:
             count = len(study.images)
             item = QtWidgets.QListWidgetItem(f"{study.title}\n{count} image{'s' if count != 1 else ''}")
-            item.setToolTip(str(study.images[0].path.parent))
+            item.setToolTip(printable(str(study.images[0].path.parent)))
             self.study_list.addItem(item)
         if self.studies:
             self.settings.add_recent(self._pending_recent)
@@ -293,8 +296,9 @@ class MainWindow(QtWidgets.QMainWindow):
             if (problem.path, problem.reason) in known:
                 continue
             self.problems.append(problem)
-            item = QtWidgets.QListWidgetItem(f"{problem.path.name}: {problem.reason}")
-            item.setToolTip(str(problem.path))
+            log.warning("Not opened: %s: %s", printable(str(problem.path)), problem.reason)
+            item = QtWidgets.QListWidgetItem(f"{printable(problem.path.name or str(problem.path))}: {problem.reason}")
+            item.setToolTip(printable(str(problem.path)))
             self.problem_list.addItem(item)
         self._set_problems_visible(bool(self.problems))
         self.problem_label.setText(f"Problems ({len(self.problems)} file{'s' if len(self.problems) != 1 else ''} "
@@ -355,7 +359,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not entries:
             self.recent_menu.addAction("(none)").setEnabled(False)
         for paths in entries:
-            label = ", ".join(p.name or str(p) for p in paths[:3]) + ("…" if len(paths) > 3 else "")
+            label = ", ".join(printable(p.name or str(p)) for p in paths[:3]) + ("…" if len(paths) > 3 else "")
             action = self.recent_menu.addAction(label)
             action.setToolTip("\n".join(map(str, paths)))
             action.triggered.connect(lambda _=False, chosen=paths: self.open_paths(chosen))

@@ -6,6 +6,8 @@ decode never lands on a study opened after it.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -13,19 +15,38 @@ from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, thread_worker
 
 from app.core.study import Study
+from app.core.text import describe, printable
 from app.io.errors import LoadProblem
 from app.io.study_loader import ScanResult, decode_study, iter_scan
+
+log = logging.getLogger("radlens.ui")
 
 
 @thread_worker(start_thread=False)
 def _scan_worker(paths: list[Path]):
-    return (yield from iter_scan(paths))
+    """Always returns a ScanResult: superqt drops a RuntimeError (NotImplementedError, a StopIteration
+    turned RuntimeError) without any signal, which would leave the scan unfinished forever."""
+    try:
+        return (yield from iter_scan(paths))
+    except Exception as error:
+        log.error("Reading %s stopped", printable(", ".join(map(str, paths))), exc_info=True)
+        where = paths[0] if len(paths) == 1 else Path(os.path.commonpath(paths))
+        return ScanResult(problems=[LoadProblem(where, f"reading stopped ({describe(error)})")])
 
 
 @thread_worker(start_thread=False)
 def _decode_worker(study: Study):
-    for series, image, problems in decode_study(study):
-        yield series, image, problems
+    """Yields (series, image, problems) for every series, a failed one too, and always finishes."""
+    pending = list(study.series)
+    try:
+        for series, image, problems in decode_study(study):
+            pending.remove(series)
+            yield series, image, problems
+    except Exception as error:
+        log.error("Decoding %s stopped", printable(study.title), exc_info=True)
+        reason = f"decoding stopped ({describe(error)})"
+        for series in pending:
+            yield series, None, [LoadProblem(series.first.path, reason)]
 
 
 class StudyLoadController(QtCore.QObject):
@@ -57,7 +78,6 @@ class StudyLoadController(QtCore.QObject):
         worker = _scan_worker(list(paths))
         worker.yielded.connect(lambda step: self._on_scan_step(generation, step))
         worker.returned.connect(lambda result: self._on_scan_done(generation, result))
-        worker.errored.connect(lambda error: self._on_scan_error(generation, error))
         worker.finished.connect(lambda: self._clear_scan(worker))
         self._scan = worker
         worker.start()
@@ -83,7 +103,6 @@ class StudyLoadController(QtCore.QObject):
 
         worker.yielded.connect(on_result)
         worker.finished.connect(lambda: self._on_decode_finished(worker, generation, study.key))
-        worker.errored.connect(lambda error: self._on_decode_error(generation, study, error))
         self._decode = worker
         worker.start()
 
@@ -107,10 +126,6 @@ class StudyLoadController(QtCore.QObject):
         if generation == self._scan_generation and result is not None:
             self.scan_finished.emit(result)
 
-    def _on_scan_error(self, generation: int, error: Exception) -> None:
-        if generation == self._scan_generation:
-            self.scan_finished.emit(ScanResult(problems=[LoadProblem(Path("."), f"loading failed: {error}")]))
-
     def _clear_scan(self, worker: GeneratorWorker) -> None:
         if self._scan is worker:
             self._scan = None
@@ -120,8 +135,3 @@ class StudyLoadController(QtCore.QObject):
             self._decode = None
         if generation == self._decode_generation:
             self.study_decoded.emit(key)
-
-    def _on_decode_error(self, generation: int, study: Study, error: Exception) -> None:
-        if generation == self._decode_generation:
-            self.problems_found.emit([LoadProblem(study.series[0].first.path, f"decoding failed: {error}")])
-

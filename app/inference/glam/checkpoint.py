@@ -16,7 +16,7 @@ from app.inference.glam.networks import GlamNetwork
 from app.inference.glam.pipeline import GlamSettings
 from app.inference.manifest import ModelManifest, ModelPackageError
 from app.inference.package_writer import write_model_package
-from app.inference.weights import fit_problems
+from app.inference.weights import fit_problems, unpickling_refusal
 
 UNUSED_JOINT_KEYS = ("mil.mil_attn_V.weight", "mil.mil_attn_U.weight", "mil.mil_attn_w.weight",
                      "mil.classifier_linear.weight", "fusion_dnn.weight", "fusion_dnn.bias",
@@ -31,7 +31,7 @@ def checked_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise ModelPackageError(path, "no such file") from None
     except Exception as error:  # weights_only refuses pickled code; anything else is not a checkpoint
-        raise ModelPackageError(path, f"not a PyTorch checkpoint that can be read safely ({error})") from error
+        raise unpickling_refusal(path, error) from error
     for wrapper in ("state_dict", "model"):
         if isinstance(raw, dict) and isinstance(raw.get(wrapper), dict):
             raw = raw[wrapper]
