@@ -239,18 +239,16 @@ def _no_file_meta(path: Path, pixels: np.ndarray) -> Path:
 
 def _j2k_pixel_representation_mismatch(path: Path) -> Path | None:
     """pydicom's lossless JPEG 2000 MR (signed stream, positive values) with the header saying unsigned."""
-    source = PYDICOM_FILES / "MR_small_jp2klossless.dcm"
-    if not source.is_file():
-        return None
-    ds = pydicom.dcmread(source)
-    ds.PixelRepresentation = 0
-    ds.save_as(path)
-    return path
+    return _j2k_header_says_unsigned("MR_small_jp2klossless.dcm", path)
 
 
 def j2k_with_negative_values_header_unsigned(path: Path) -> Path | None:
     """A signed stream holding negative values under a header that says unsigned: must be refused."""
-    source = PYDICOM_FILES / "693_J2KI.dcm"
+    return _j2k_header_says_unsigned("693_J2KI.dcm", path)
+
+
+def _j2k_header_says_unsigned(source_name: str, path: Path) -> Path | None:
+    source = PYDICOM_FILES / source_name
     if not source.is_file():
         return None
     ds = pydicom.dcmread(source)
