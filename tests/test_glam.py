@@ -249,3 +249,31 @@ def test_mias_training_steps_change_both_networks():
     assert steps[-1] == (1, 1) and not network.global_network.training and not network.detection_network.training
     for key in ("global_network.postprocess_module.gn_conv_1.weight", "detection_network.gn_conv_last.weight"):
         assert not torch.equal(before[key], after[key])
+
+
+@pytest.mark.parametrize(("padding", "stem_grid"), [(0, (735, 479)), (1, (736, 480))])
+def test_global_network_grids_on_a_full_window(padding, stem_grid):
+    """The official stem max-pool pads by 0: 735 x 479 after the stem on a 2944 x 1920 window (the
+    reference implementation's grid); padding 1 (736 x 480) is kept only for packages that say so.
+    The grids meet again at 184 x 120 after stage 3, so only these intermediate sizes show it."""
+    from app.inference.networks import build_network
+
+    network = build_network({"type": "glam", "stem_pool_padding": padding}).global_network.to("meta")
+    branch, grids = network.downsampling_branch, []
+    branch.first_conv.register_forward_hook(lambda m, i, out: grids.append(tuple(out.shape[-2:])))
+    for stage in branch.layer_list:
+        stage.register_forward_hook(lambda m, i, out: grids.append(tuple(out.shape[-2:])))
+    network(torch.empty(1, 1, 2944, 1920, device="meta"))
+    assert grids == [(1472, 960), stem_grid, (368, 240), (184, 120), (92, 60), (46, 30)]
+    assert GlamNetwork().global_network.downsampling_branch.stem_pool_padding == 0  # official by default
+
+
+def test_shipped_and_imported_glam_packages_state_their_stem_padding(tmp_path):
+    from app.inference.manifest import read_manifest
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "mg-glam-mias"
+    assert read_manifest(shipped).network["stem_pool_padding"] == 1  # trained that way, says so
+    state = {k: torch.randn(v.shape) if v.is_floating_point() else v for k, v in GlamNetwork().state_dict().items()}
+    torch.save(state, tmp_path / "joint.pth")
+    manifest = import_checkpoint(tmp_path / "joint.pth", tmp_path / "models")
+    assert manifest.network.get("stem_pool_padding", 0) == 0

@@ -19,6 +19,7 @@ from app.training.splits import stratified_group_folds
 
 NAME = "mg-glam-mias"
 GLOBAL_EPOCHS, LOCAL_EPOCHS, SEED = 16, 1, 0
+MIAS_STEM_POOL_PADDING = 1  # how mg-glam-mias was trained (before the official padding 0 was pinned)
 
 
 def train_glam(out: Path, epochs: int | None = None, local_epochs: int | None = None,
@@ -39,7 +40,7 @@ def train_glam(out: Path, epochs: int | None = None, local_epochs: int | None = 
     for fold in range(5 if all_folds else 1):
         train, held = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
         print(f"fold {fold + 1}/5: global network on {len(train)} views, {epochs} epochs; {len(held)} held out")
-        network = GlamNetwork()
+        network = GlamNetwork(stem_pool_padding=MIAS_STEM_POOL_PADDING)
         train_global(network, windows[train], tissue[train], targets[train], epochs, MIAS_SETTINGS, SEED, terminal_progress)
         if fold == 0:
             shipped = network
@@ -98,7 +99,7 @@ def package_fields(card: dict) -> dict:
     window = list(MIAS_SETTINGS.window)
     return {
         "name": NAME, "version": "1.0.0", "modality": ["MG"], "task": "glam", "classes": ["benign", "malignant"],
-        "network": {"type": "glam"},
+        "network": {"type": "glam", "stem_pool_padding": network.global_network.downsampling_branch.stem_pool_padding},
         "input": {"size": window, "channels": 1, "resize": "letterbox",
                   "normalization": {"mean": [0.0], "std": [1.0]}},
         "half_precision": False,

@@ -18,6 +18,12 @@ HEAD_WEIGHTS = (0.2, 0.6, 0.2)  # stage 3, stage 4, last
 LOCAL_BLOCKS = (3, 4, 6, 3)
 LOCAL_CHANNELS = (64, 128, 256, 512)
 LOCAL_STRIDE = 4  # patch pixels per cell of the local map
+# The global network's stem max-pool (3x3, stride 2) pads by 0 in the reference implementation: on a
+# 2944 x 1920 window the 7x7/2 convolution gives 1472 x 960 and the pool 735 x 479 (736 x 480 with
+# padding 1; the two grids meet again at 184 x 120 after stage 3, so no shape check sees the
+# difference, but every map and the selected patch do). Packages trained with padding 1
+# (mg-glam-mias) say so in their network spec: {"type": "glam", "stem_pool_padding": 1}.
+OFFICIAL_STEM_POOL_PADDING = 0
 
 
 class PreActBlock(nn.Module):
@@ -36,8 +42,11 @@ class PreActBlock(nn.Module):
 
 
 class DownsamplingBranch(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, stem_pool_padding: int = OFFICIAL_STEM_POOL_PADDING) -> None:
         super().__init__()
+        if stem_pool_padding not in (0, 1):
+            raise ValueError(f"stem_pool_padding must be 0 (official) or 1, got {stem_pool_padding!r}")
+        self.stem_pool_padding = stem_pool_padding
         self.first_conv = nn.Conv2d(1, GLOBAL_CHANNELS[0], 7, 2, 3, bias=False)
         self.layer_list = nn.ModuleList()
         inputs = GLOBAL_CHANNELS[0]
@@ -49,7 +58,7 @@ class DownsamplingBranch(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(stage 3 output, stage 4 output, final activated features)."""
-        x = F.max_pool2d(self.first_conv(x), 3, 2, 1)
+        x = F.max_pool2d(self.first_conv(x), 3, 2, self.stem_pool_padding)
         outputs = []
         for stage in self.layer_list:
             x = stage(x)
@@ -67,9 +76,9 @@ class PostprocessModule(nn.Module):
 
 
 class GlobalNetwork(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, stem_pool_padding: int = OFFICIAL_STEM_POOL_PADDING) -> None:
         super().__init__()
-        self.downsampling_branch = DownsamplingBranch()
+        self.downsampling_branch = DownsamplingBranch(stem_pool_padding)
         self.postprocess_module = PostprocessModule()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,7 +137,7 @@ class LocalNetwork(nn.Module):
 class GlamNetwork(nn.Module):
     """Both networks under the names of the official joint checkpoint."""
 
-    def __init__(self) -> None:
+    def __init__(self, stem_pool_padding: int = OFFICIAL_STEM_POOL_PADDING) -> None:
         super().__init__()
-        self.global_network = GlobalNetwork()
+        self.global_network = GlobalNetwork(stem_pool_padding)
         self.detection_network = LocalNetwork()

@@ -20,7 +20,7 @@ def build_network(spec: dict[str, Any]) -> nn.Module:
     if kind == "glam":
         from app.inference.glam.networks import GlamNetwork
 
-        return GlamNetwork()
+        return GlamNetwork(stem_pool_padding=int(spec.get("stem_pool_padding", 0)))
     variant = spec.get("variant", "lite0")
     if variant not in VARIANTS:
         raise ValueError(f"network variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
