@@ -67,7 +67,11 @@ def test_predict_writes_glams_csv_with_labels_from_the_exam_list(glam_models, tm
                     "--exam-list", str(tmp_path / "exams.pkl")]) == 0
     with open(tmp_path / "out" / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["image_index", "benign_pred", "malignant_pred", "benign_label", "malignant_label"]
+    assert list(rows[0]) == ["image_index", "benign_pred", "malignant_pred", "benign_label", "malignant_label",
+                             "patch_x", "patch_y", "patch_w", "patch_h"]
+    for row in rows:  # the patch lies inside its image (the views are 320 x 200 here)
+        x, y, w, h = (float(row[k]) for k in ("patch_x", "patch_y", "patch_w", "patch_h"))
+        assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= 200 + 1 and y + h <= 320 + 1, row
     labels = {row["image_index"]: (row["benign_label"], row["malignant_label"]) for row in rows}
     assert labels == {"0_L-CC": ("0", "1"), "0_L-MLO": ("0", "1"), "0_R-CC": ("1", "0"), "0_R-MLO": ("1", "0")}
     assert all(0 <= float(row["malignant_pred"]) <= 1 for row in rows)

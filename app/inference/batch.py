@@ -23,6 +23,8 @@ from app.io.study_loader import decode_series, scan
 
 log = logging.getLogger("radlens.predict")
 GLAM_COLUMNS = ("image_index", "benign_pred", "malignant_pred", "benign_label", "malignant_label")
+# The patch the local network read, image pixels, so localisation can be judged from the file alone.
+PATCH_COLUMNS = ("patch_x", "patch_y", "patch_w", "patch_h")
 
 
 @dataclass
@@ -76,7 +78,7 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
         if progress:
             progress(done, len(series))
     if rows and len(glam_rows) == len(rows):
-        rows, columns = glam_rows, list(GLAM_COLUMNS if exam_labels else GLAM_COLUMNS[:3])
+        rows, columns = glam_rows, [*(GLAM_COLUMNS if exam_labels else GLAM_COLUMNS[:3]), *PATCH_COLUMNS]
     with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
@@ -93,7 +95,14 @@ def _row(relative: str, model: ModelManifest, outcome) -> dict[str, str]:
     if outcome.mask is not None:  # p_<class>: the highest lesion probability of any pixel
         row.update({f"p_{name}": f"{float(outcome.mask.max()):.6f}" for name in model.classes})
         row["mask_fraction"] = f"{float((outcome.mask >= outcome.threshold).mean()):.6f}"
-    return row
+    return {**row, **_patch_columns(outcome)}
+
+
+def _patch_columns(outcome) -> dict[str, str]:
+    if not outcome.patches:
+        return {}
+    box = outcome.patches[0]
+    return dict(zip(PATCH_COLUMNS, (f"{v:.0f}" for v in (box.x, box.y, box.width, box.height))))
 
 
 def _glam_row(path: Path, outcome, exam_labels: dict[str, tuple[int, int]]) -> dict[str, str]:
@@ -101,7 +110,7 @@ def _glam_row(path: Path, outcome, exam_labels: dict[str, tuple[int, int]]) -> d
     row = {"image_index": printable(path.stem), "benign_pred": f"{benign:.6f}", "malignant_pred": f"{malignant:.6f}"}
     if path.stem in exam_labels:
         row["benign_label"], row["malignant_label"] = (str(v) for v in exam_labels[path.stem])
-    return row
+    return {**row, **_patch_columns(outcome)}
 
 
 def _write_outputs(out: Path, relative: str, image, outcome, visualizations: bool) -> None:
