@@ -23,8 +23,13 @@ def first_line(error: BaseException, limit: int = 200) -> str:
     """The first non-empty line of an error's message, without the raw bytes some libraries quote
     (they may be a patient's data), at most `limit` characters; the error's class name when empty."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = BYTES_LITERAL.sub("<bytes>", printable(lines[0])) if lines else error.__class__.__name__
+    text = without_bytes(lines[0]) if lines else error.__class__.__name__
     return text[:limit]
+
+
+def without_bytes(text: str) -> str:
+    """`text` printable, with every quoted bytes literal (b'...') replaced by <bytes>."""
+    return BYTES_LITERAL.sub("<bytes>", printable(text))
 
 
 def unicode_key(text: str) -> str:

@@ -30,9 +30,9 @@ from app.core.cpu import usable_cores
 from app.core.display import VoiLut, Window
 from app.core.image import ImageInfo, LoadedImage, WindowPreset
 from app.core.study import mammo_tag_from_name
-from app.core.text import describe
+from app.core.text import describe, without_bytes
 from app.io.errors import NotDicomError, StudyLoadError
-from app.io.image_size import check_pixel_budget
+from app.io.image_size import ITEM, check_pixel_budget, j2k_sign
 from app.io.limits import DEFERRED_VALUE_BYTES
 
 # Which package brings a decoder for which family of transfer syntaxes.
@@ -124,7 +124,7 @@ def read_dataset(path: Path, *, stop_before_pixels: bool = False) -> Dataset:
 def _is_encapsulated(ds: Dataset) -> bool:
     """Encapsulated pixel data starts with an item tag (PS3.5 A.4)."""
     value = ds["PixelData"].value
-    return isinstance(value, bytes) and value[:4] == b"\xfe\xff\x00\xe0"
+    return isinstance(value, bytes) and value[:4] == ITEM
 
 
 def _info_from_dataset(path: Path, ds: Dataset) -> ImageInfo:
@@ -276,15 +276,9 @@ def j2k_stream_sign(ds: Dataset) -> tuple[bool, int] | None:
     try:
         items = generate_fragments(ds.PixelData)
         next(items)  # the Basic Offset Table item comes first (PS3.5 A.4)
-        fragment = next(items)
+        return j2k_sign(next(items))  # finds the SIZ marker also inside a JP2 wrapper
     except (StopIteration, ValueError, TypeError, AttributeError):
         return None
-    start = fragment.find(b"\xff\x4f\xff\x51")  # SOC then SIZ, also inside a JP2 wrapper
-    ssiz_at = start + 2 + 40
-    if start < 0 or len(fragment) <= ssiz_at:
-        return None
-    ssiz = fragment[ssiz_at]
-    return bool(ssiz & 0x80), (ssiz & 0x7F) + 1
 
 
 def _header_signed_j2k(ds: Dataset, info: ImageInfo, stream: tuple[bool, int]) -> np.ndarray:
@@ -413,4 +407,5 @@ def decoder_reasons(text: str, limit: int = 160) -> str:
 
 
 def _shorten(text: str, limit: int) -> str:
+    text = without_bytes(text)  # a plugin may quote raw pixel or header bytes
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -68,6 +68,15 @@ def j2k_size(data: bytes, start: int = 0) -> Size | None:
     return ysiz - yo, xsiz - xo, int.from_bytes(data[at + 40:at + 42], "big")
 
 
+def j2k_sign(data: bytes, start: int = 0) -> tuple[bool, int] | None:
+    """(signed, precision) of the first component, from the SIZ marker's Ssiz (ISO 15444-1 A.5.1)."""
+    at = data.find(J2K_SIZ, start)
+    if at < 0 or at + 43 > len(data):
+        return None
+    ssiz = data[at + 42]
+    return bool(ssiz & 0x80), (ssiz & 0x7F) + 1
+
+
 def first_frame_size(path: Path) -> Size | None:
     """The size the first compressed frame of an encapsulated DICOM declares in its own stream."""
     with open(path, "rb") as handle:

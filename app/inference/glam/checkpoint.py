@@ -7,13 +7,13 @@ Anything else — a missing key, an unknown key, another shape — is refused wi
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
 from app.inference.glam.networks import GlamNetwork
 from app.inference.glam.pipeline import GlamSettings
+from app.inference.hash_cache import sha256_of
 from app.inference.manifest import ModelManifest, ModelPackageError
 from app.inference.package_writer import write_model_package
 from app.inference.weights import fit_problems, unpickling_refusal
@@ -50,7 +50,7 @@ def import_checkpoint(path: Path, models_dir: Path, name: str = OFFICIAL_NAME) -
     state = checked_state_dict(path)
     network = GlamNetwork()
     network.load_state_dict(state, strict=True)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_of(path)
     settings = GlamSettings()
     manifest = {
         "name": name, "version": digest[:8], "modality": ["MG"], "task": "glam", "classes": ["benign", "malignant"],

@@ -18,9 +18,9 @@ def build_network(spec: dict[str, Any]) -> nn.Module:
     """The untrained network a manifest describes; ValueError names what is wrong with the spec."""
     kind = spec.get("type")
     if kind == "glam":
-        from app.inference.glam.networks import GlamNetwork
+        from app.inference.glam.networks import OFFICIAL_STEM_POOL_PADDING, GlamNetwork
 
-        return GlamNetwork(stem_pool_padding=int(spec.get("stem_pool_padding", 0)))
+        return GlamNetwork(stem_pool_padding=int(spec.get("stem_pool_padding", OFFICIAL_STEM_POOL_PADDING)))
     variant = spec.get("variant", "lite0")
     if variant not in VARIANTS:
         raise ValueError(f"network variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
