@@ -169,3 +169,15 @@ def test_two_files_sharing_one_sop_instance_uid_are_two_images(tmp_path):
     assert infos["a.dcm"].identity == infos["link.dcm"].identity  # the same file is the same image
     (study_found,) = scan([tmp_path / "a.dcm", tmp_path / "b.dcm"]).studies
     assert len({s.identity for s in study_found.series}) == 2
+
+
+def test_a_modality_whose_length_swallows_the_patients_name_never_reaches_a_reason_or_the_screen(tmp_path):
+    """A damaged length makes Modality take the elements after it; that value is not a code string."""
+    data = dicom_bytes(np.zeros((8, 8), np.uint16))
+    element = b"\x08\x00\x60\x00CS\x02\x00US"  # (0008,0060) Modality, CS, 2 bytes
+    assert data.count(element) == 1
+    (tmp_path / "swallowed.dcm").write_bytes(data.replace(element, b"\x08\x00\x60\x00CS\x80\x00US"))
+    result = scan([tmp_path])
+    shown = [p.reason for p in result.problems] + [
+        text for study in result.studies for info in study.images for text in (study.title, info.modality, info.label)]
+    assert shown and not any("DOE^JANE" in text or "PID-4711" in text for text in shown)

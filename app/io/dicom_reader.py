@@ -71,7 +71,7 @@ def read_dicom_info(path: Path) -> ImageInfo:
     try:
         ds = read_dataset(path, stop_before_pixels=True)
         if "Rows" not in ds or "Columns" not in ds:
-            kind = ds.get("Modality") or "non-image"
+            kind = _modality(ds) or "non-image"
             raise StudyLoadError(path, f"no pixel data ({kind} object)")
         _refuse_over_budget(path, ds)
         info = _info_from_dataset(path, ds)
@@ -139,7 +139,7 @@ def _info_from_dataset(path: Path, ds: Dataset) -> ImageInfo:
     return ImageInfo(
         path=path,
         source_format="dicom",
-        modality=str(ds.get("Modality", "")).strip(),
+        modality=_modality(ds),
         laterality=laterality,
         view=view,
         study_uid=_text(ds, "StudyInstanceUID"),
@@ -363,6 +363,17 @@ def _view(ds: Dataset) -> str | None:
         if meaning in VIEW_CODE_MEANINGS:
             return VIEW_CODE_MEANINGS[meaning]
     return None
+
+
+def _modality(ds: Dataset) -> str:
+    """Modality when it is a valid code string (PS3.5 6.2 CS: at most 16 of A-Z, 0-9, space, _), else "".
+
+    A damaged length can make the value swallow the elements after it (the patient's name among
+    them); such a value never reaches a reason, a log line or the screen.
+    """
+    value = ds.get("Modality", "")
+    text = value.strip() if isinstance(value, str) else ""
+    return text if len(text) <= 16 and all(c.isascii() and (c.isupper() or c.isdigit() or c in " _") for c in text) else ""
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:
