@@ -26,8 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.core.text import printable  # noqa: E402
 from app.io.limits import PER_FILE_SECONDS, PIXEL_BUDGET  # noqa: E402
-from app.io.study_loader import decode_series, iter_scan  # noqa: E402
-from tests.bad_inputs import BAD, GOOD, write_bad_inputs  # noqa: E402
+from tests.bad_inputs import BAD, GOOD, slowest_file, write_bad_inputs  # noqa: E402
 from tests.model_factory import make_package  # noqa: E402
 
 TIMEOUT_S = 600
@@ -51,23 +50,6 @@ def run(args: list[str], env: dict[str, str]) -> tuple[str, float, float | None,
     return ("CRASH " if crashed else "") + stderr, time.perf_counter() - started, peak, False
 
 
-def slowest_file(folder: Path) -> tuple[float, str, float, str]:
-    steps, read, started = iter_scan([folder]), (0.0, ""), time.perf_counter()
-    try:
-        while True:
-            _, _, name = next(steps)
-            now = time.perf_counter()
-            read, started = max(read, (now - started, name)), now
-    except StopIteration as stop:
-        result = stop.value
-    decode = (0.0, "")
-    for series in (s for study in result.studies for s in study.series):
-        started = time.perf_counter()
-        decode_series(series)
-        decode = max(decode, (time.perf_counter() - started, series.first.path.name))
-    return read[0], printable(read[1]), decode[0], printable(decode[1])
-
-
 def one_seed(seed: int, scale: int, work: Path, models: Path) -> dict[str, object]:
     folder = work / f"seed-{seed}"
     made = write_bad_inputs(folder, seed=seed, scale=scale)
@@ -86,6 +68,7 @@ def one_seed(seed: int, scale: int, work: Path, models: Path) -> dict[str, objec
     window_err, window_s, window_mb, window_hung = run(["open", str(folder), "--screenshot", str(work / "s.png")],
                                                        env)
     read_s, read_name, decode_s, decode_name = slowest_file(folder)
+    read_name, decode_name = printable(read_name), printable(decode_name)
     return {
         "seed": seed, "files": len(made), "good": sum(m.expect == GOOD for m in made),
         "crashes": int(stderr.startswith("CRASH")) + int(window_err.startswith("CRASH")),

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.dataset import FileDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, JPEGBaseline8Bit, RLELossless,
-                         SecondaryCaptureImageStorage, generate_uid)
+                         SecondaryCaptureImageStorage)
+
+from tests.dicom_factory import dicom_dataset as factory_dataset
 
 GOOD, BAD, FUZZED = "good", "bad", "fuzzed"
 
@@ -90,19 +92,9 @@ def _png(path: Path, pixels: np.ndarray) -> InputFile:
 
 # ---- DICOM -------------------------------------------------------------------------------------------
 def dicom_dataset(pixels: np.ndarray, syntax=ExplicitVRLittleEndian, **attributes) -> FileDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientName, ds.PatientID = "US", "DOE^JANE", "PID-4711"
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.Rows, ds.Columns = pixels.shape[-2:]
-    bits = 16 if pixels.dtype.itemsize == 2 else 8
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
-    ds.PixelData = np.ascontiguousarray(pixels).tobytes()
+    """tests.dicom_factory's data set with a patient name and ID the logs must never show, in `syntax`;
+    `attributes` are set last, after any compression (so they can lie about the pixels)."""
+    ds = factory_dataset(pixels, Modality="US", PatientName="DOE^JANE", PatientID="PID-4711")
     if syntax == RLELossless:
         ds.compress(RLELossless)
     elif syntax != ExplicitVRLittleEndian:
@@ -279,3 +271,25 @@ def _unix_socket(folder: Path) -> InputFile | None:
     server.bind(str(path))
     server.close()
     return InputFile(path, BAD, "unix socket")
+
+
+def slowest_file(folder: Path) -> tuple[float, str, float, str]:
+    """(seconds, name) of the slowest header read in a scan of `folder`, then of the slowest decode."""
+    import time
+
+    from app.io.study_loader import decode_series, iter_scan
+
+    steps, read, started = iter_scan([folder]), (0.0, ""), time.perf_counter()
+    try:
+        while True:
+            _, _, name = next(steps)
+            now = time.perf_counter()
+            read, started = max(read, (now - started, name)), now
+    except StopIteration as stop:
+        result = stop.value
+    decode = (0.0, "")
+    for series in (s for study in result.studies for s in study.series):
+        started = time.perf_counter()
+        decode_series(series)
+        decode = max(decode, (time.perf_counter() - started, series.first.path.name))
+    return read[0], read[1], decode[0], decode[1]

@@ -11,6 +11,14 @@ from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, ge
 
 def write_dicom(path: Path, pixels: np.ndarray, **attributes) -> Path:
     """Grey pixels (H, W) or frames (F, H, W); `attributes` are DICOM keywords set last."""
+    ds = dicom_dataset(pixels, **attributes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def dicom_dataset(pixels: np.ndarray, **attributes) -> FileDataset:
+    """The data set `write_dicom` writes (explicit VR little endian), for tests that change it first."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid()
@@ -32,9 +40,7 @@ def write_dicom(path: Path, pixels: np.ndarray, **attributes) -> Path:
     for keyword, value in attributes.items():
         setattr(ds, keyword, value)
     ds.PixelData = np.ascontiguousarray(pixels).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    return ds
 
 
 def four_view_phantom(folder: Path, size: tuple[int, int] = (240, 180)) -> dict[str, Path]:
