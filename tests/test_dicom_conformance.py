@@ -197,3 +197,11 @@ def test_a_decoder_failure_lists_every_plugins_reason():
     reason = error.value.reason
     assert "pylibjpeg:" in reason and "pillow:" in reason and not reason.rstrip().endswith(":")
     assert "\n" not in reason and len(reason) < 600
+
+
+@pytest.mark.parametrize("spacing", [[0, 0], [0.1, 0], [-0.1, 0.1]])
+def test_a_pixel_spacing_of_zero_is_no_spacing(tmp_path, spacing):
+    """pydicom-data's RG1 chest radiograph writes PixelSpacing 0\\0: no "0 mm/px", no resampling by it."""
+    info = read_info(write_dicom(tmp_path / "a.dcm", _gradient(), Modality="CR", PixelSpacing=spacing))
+    assert info.pixel_spacing is None
+    assert read_info(write_dicom(tmp_path / "b.dcm", _gradient(), PixelSpacing=[0.1, 0.2])).pixel_spacing == (0.1, 0.2)

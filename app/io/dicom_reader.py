@@ -158,7 +158,7 @@ def _info_from_dataset(path: Path, ds: Dataset) -> ImageInfo:
         photometric=photometric,
         bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 8))),
         transfer_syntax=str(tsyntax or ""),
-        pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing and len(spacing) == 2 else None,
+        pixel_spacing=_spacing(spacing),
         rescale_slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
         rescale_intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
         window_presets=_window_presets(ds),
@@ -363,6 +363,14 @@ def _view(ds: Dataset) -> str | None:
         if meaning in VIEW_CODE_MEANINGS:
             return VIEW_CODE_MEANINGS[meaning]
     return None
+
+
+def _spacing(value) -> tuple[float, float] | None:
+    """(row, column) spacing in mm; None unless both are positive numbers (files write 0\\0 for unknown)."""
+    values = _floats(value)
+    if len(values) != 2 or not all(np.isfinite(v) and v > 0 for v in values):
+        return None
+    return values[0], values[1]
 
 
 def _modality(ds: Dataset) -> str:
