@@ -1,4 +1,6 @@
-"""Figures for model cards: confusion matrix, per-class precision and recall, macro-F1, ECE, AUROC, Dice."""
+"""Figures for model cards: confusion matrix, per-class precision and recall, macro-F1, ECE, AUROC, Dice;
+per-fold means and sds of them.
+"""
 
 from __future__ import annotations
 
@@ -75,7 +77,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         return loss
 
     optimiser.step(closure)
-    return float(log_t.exp())
+    return float(log_t.detach().exp())
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -83,3 +85,36 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     scaled = scaled - scaled.max(1, keepdims=True)
     exp = np.exp(scaled)
     return exp / exp.sum(1, keepdims=True)
+
+
+def fold_figures(logits: np.ndarray, labels: np.ndarray, folds: np.ndarray, classes: tuple[str, ...],
+                 temperature: float) -> dict:
+    """Model-card figures: per-fold mean +/- sd of macro-F1, accuracy and ECE, pooled per-class figures."""
+    per_fold = []
+    for fold in range(int(folds.max()) + 1):
+        held = folds == fold
+        probabilities = softmax(logits[held], temperature)
+        matrix = confusion(labels[held], probabilities.argmax(1), len(classes))
+        precision, recall, f1 = per_class(matrix)
+        per_fold.append({"macro_f1": f1.mean(), "accuracy": np.trace(matrix) / matrix.sum(),
+                         "ece": expected_calibration_error(probabilities, labels[held]),
+                         "recall": recall})
+    probabilities = softmax(logits, temperature)
+    matrix = confusion(labels, probabilities.argmax(1), len(classes))
+    precision, recall, f1 = per_class(matrix)
+    summary = {name: _mean_sd([f[name] for f in per_fold]) for name in ("macro_f1", "accuracy", "ece")}
+    summary["recall_per_fold"] = {c: _mean_sd([f["recall"][i] for f in per_fold]) for i, c in enumerate(classes)}
+    summary["pooled"] = {
+        "confusion_matrix": {"rows_truth_columns_prediction": list(classes), "counts": matrix.tolist()},
+        "precision": {c: round(float(v), 4) for c, v in zip(classes, precision)},
+        "recall": {c: round(float(v), 4) for c, v in zip(classes, recall)},
+        "f1": {c: round(float(v), 4) for c, v in zip(classes, f1)},
+        "ece": round(expected_calibration_error(probabilities, labels), 4),
+        "ece_before_calibration": round(expected_calibration_error(softmax(logits), labels), 4),
+    }
+    return summary
+
+
+def _mean_sd(values) -> dict[str, float]:
+    values = np.asarray(values, float)
+    return {"mean": round(float(values.mean()), 4), "sd": round(float(values.std(ddof=1)), 4)}

@@ -1,0 +1,189 @@
+"""One shipped CNN model trained end to end: the recipe chosen on the shifted validation, grouped
+cross-validation, calibration on the shifted validation, the final weights, the OOD guard and its card.
+
+Order of work (the most important first, so a run cut short still leaves the package): candidate recipes
+on the shifted validation, the final model on every image, then five-fold grouped cross-validation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.inference.ood import FeatureDistribution
+from app.training import metrics
+from app.training.metrics import fold_figures
+from app.training.finetune import (DeviceData, Recipe, classifier_outputs, imagenet_state, segmenter_outputs,
+                                   train_classifier, train_segmenter)
+from app.training.imagepack import ImagePack
+from app.training.shift import describe, look_halves
+from app.training.splits import stratified_group_folds
+
+
+def run_classifier(plan, pack: ImagePack, device: torch.device, candidates: list[Recipe], folds: int = 5,
+                   imagenet_path: Path | None = None, save=None, say=print) -> dict:
+    """Everything the package and its card need: final network, temperature, guard, figures. `save(result)`
+    is called once the final model exists (cross-validation pending) and again at the end."""
+    started = time.perf_counter()
+    data = DeviceData(pack, device)
+    labels, classes = pack.labels, plan.dataset.classes
+    halves = look_halves(labels, pack.groups, pack.looks)
+    imagenet = {}
+    say(f"{plan.name}: {len(labels)} images; shifted halves {np.bincount(halves).tolist()}")
+    ablation, best = [], None
+    for recipe in candidates:
+        imagenet.setdefault(recipe.variant, imagenet_state(recipe.variant, imagenet_path))
+        say(f"  shifted validation, {recipe.variant} at {recipe.size} px")
+        shifted = _shifted_classifier(data, halves, len(classes), recipe, imagenet[recipe.variant], say)
+        temperature = metrics.fit_temperature(shifted["logits"], labels)
+        tta_temperature = metrics.fit_temperature(shifted["mirrored"], labels)
+        row = {"variant": recipe.variant, "size": recipe.size,
+               "figures": fold_figures(shifted["logits"], labels, halves, classes, temperature),
+               "with_mirror_tta": fold_figures(shifted["mirrored"], labels, halves, classes, tta_temperature),
+               "temperature": temperature, "seconds": round(shifted["seconds"], 1)}
+        row["score"] = plan.score(row["figures"])
+        row["tta_score"] = plan.score(row["with_mirror_tta"])
+        ablation.append(row)
+        say(f"    {plan.score_name} {row['score']:.3f} (with mirror TTA {row['tta_score']:.3f})")
+        if best is None or row["score"] > best[1]["score"]:
+            best = (recipe, row, shifted)
+    recipe, chosen, shifted = best
+    temperature = chosen["temperature"]
+    guard_check = _guard_check(shifted, labels, temperature)
+    say(f"  chosen {recipe.variant} at {recipe.size} px; T = {temperature:.3f}; guard {guard_check}")
+    say("  final model on every image")
+    every = np.arange(len(labels))
+    network = train_classifier(data, every, len(classes), recipe, imagenet[recipe.variant], say)
+    _, _, pooled = classifier_outputs(network, data, every, recipe.size)
+    guard = FeatureDistribution.fit(pooled)
+    fold_of = stratified_group_folds(labels.tolist(), pack.groups.tolist(), folds, recipe.seed)
+    result = {"network": network.float().cpu(), "recipe": recipe, "temperature": temperature, "guard": guard,
+              "figures": {"expected_on_new_data": chosen["figures"], "cross_validated": "not run",
+                          "ood_guard_on_shifted_validation": guard_check},
+              "ablation": [{k: v for k, v in row.items() if k != "figures"} | {"figures": _short(row["figures"])}
+                           for row in ablation],
+              "shift": describe(pack.looks, halves), "folds": fold_of, "halves": halves,
+              "seconds": time.perf_counter() - started, "device": _device_name(device)}
+    if save:
+        save(result)
+    say(f"  {folds}-fold grouped cross-validation")
+    logits = np.zeros((len(labels), len(classes)), np.float32)
+    for fold in range(folds):
+        train, held = np.nonzero(fold_of != fold)[0], np.nonzero(fold_of == fold)[0]
+        model = train_classifier(data, train, len(classes), recipe, imagenet[recipe.variant], say)
+        logits[held] = classifier_outputs(model, data, held, recipe.size)[0]
+    result["figures"]["cross_validated"] = fold_figures(logits, labels, fold_of, classes, temperature)
+    result["seconds"] = time.perf_counter() - started
+    if save:
+        save(result)
+    return result
+
+
+def _shifted_classifier(data: DeviceData, halves: np.ndarray, classes: int, recipe: Recipe, imagenet, say) -> dict:
+    started = time.perf_counter()
+    logits = np.zeros((len(halves), classes), np.float32)
+    mirrored = np.zeros_like(logits)
+    distance, limit = np.zeros(len(halves)), np.zeros(len(halves))
+    for half in (0, 1):
+        train, held = np.nonzero(halves != half)[0], np.nonzero(halves == half)[0]
+        model = train_classifier(data, train, classes, recipe, imagenet, say)
+        _, _, seen = classifier_outputs(model, data, train, recipe.size)
+        logits[held], mirrored[held], pooled = classifier_outputs(model, data, held, recipe.size, mirror_too=True)
+        guard = FeatureDistribution.fit(seen)
+        distance[held], limit[held] = guard.distance(pooled), guard.limit
+    return {"logits": logits, "mirrored": mirrored, "distance": distance, "limit": limit,
+            "seconds": time.perf_counter() - started}
+
+
+def _guard_check(shifted: dict, labels: np.ndarray, temperature: float) -> dict:
+    """How often the guard flags the shifted half's images the model got right, and those it got wrong."""
+    probabilities = metrics.softmax(shifted["logits"], temperature)
+    correct = probabilities.argmax(1) == labels
+    flagged = shifted["distance"] > shifted["limit"]
+    confident_wrong = ~correct & (probabilities.max(1) >= 0.8)
+    rate = lambda chosen: round(float(flagged[chosen].mean()), 4) if chosen.any() else None  # noqa: E731
+    return {"flagged_when_correct": rate(correct), "flagged_when_wrong": rate(~correct),
+            "flagged_when_wrong_with_p_over_0.8": rate(confident_wrong),
+            "correct": int(correct.sum()), "wrong": int((~correct).sum())}
+
+
+def _short(figures: dict) -> dict:
+    return {k: figures[k] for k in ("macro_f1", "accuracy", "ece")} | {
+        "recall": figures["pooled"]["recall"]}
+
+
+def run_segmenter(pack: ImagePack, device: torch.device, recipe: Recipe, imagenet_path: Path | None = None,
+                  say=print) -> dict:
+    """Held-out fifth and shifted halves: Dice on lesion images, empty-mask rate on normal images."""
+    started = time.perf_counter()
+    data = DeviceData(pack, device)
+    labels = pack.labels
+    imagenet = imagenet_state(recipe.variant, imagenet_path)
+    fold_of = stratified_group_folds(labels.tolist(), pack.groups.tolist(), 5, 0)
+    halves = look_halves(labels, pack.groups, pack.looks)
+    figures, network, pooled = {}, None, None
+    for name, split, parts in (("held_out_fifth", fold_of, (0,)), ("shifted_halves", halves, (0, 1))):
+        say(f"  {name}")
+        per_part = []
+        for part in parts:
+            train, held = np.nonzero(split != part)[0], np.nonzero(split == part)[0]
+            model = train_segmenter(data, train, recipe, imagenet, say)
+            maps, targets, _ = segmenter_outputs(model, data, held, recipe.size)
+            per_part.append((maps, targets, labels[held]))
+            if network is None:  # the held-out fifth's model is the shipped one
+                network, pooled = model, segmenter_outputs(model, data, train, recipe.size)[2]
+        figures[name] = segmentation_figures(*[np.concatenate(v) for v in zip(*per_part)])
+        say(f"    {figures[name]}")
+    return {"network": network.float().cpu(), "recipe": recipe, "guard": FeatureDistribution.fit(pooled),
+            "figures": figures, "folds": fold_of, "halves": halves, "shift": describe(pack.looks, halves),
+            "seconds": time.perf_counter() - started, "device": _device_name(device)}
+
+
+def segmentation_figures(maps: np.ndarray, targets: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict:
+    dice, iou, empty_on_normal = [], [], []
+    for probability, truth, label in zip(maps, targets, labels):
+        predicted = probability.astype(np.float32) >= threshold
+        if label == 0:
+            empty_on_normal.append(not predicted.any())
+        elif truth.any():
+            d, i = metrics.dice_and_iou(predicted, truth)
+            dice.append(d)
+            iou.append(i)
+    return {"lesion_images": len(dice),
+            "dice": {"mean": round(float(np.mean(dice)), 4), "sd": round(float(np.std(dice, ddof=1)), 4)},
+            "iou": {"mean": round(float(np.mean(iou)), 4), "sd": round(float(np.std(iou, ddof=1)), 4)},
+            "normal_images": len(empty_on_normal),
+            "normal_images_without_mask": round(float(np.mean(empty_on_normal)), 4) if empty_on_normal else None}
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def save_run(result: dict, folder: Path) -> None:
+    """The run's outputs as files (weights in half precision): what a GPU machine sends back."""
+    from app.inference.weights import write_safetensors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_safetensors({k: (v.half() if v.is_floating_point() else v)
+                       for k, v in result["network"].state_dict().items()}, folder / "weights.safetensors")
+    result["guard"].save(folder / "ood.safetensors")
+    facts = {k: v for k, v in result.items() if k not in ("network", "guard")}
+    facts["recipe"] = replace(result["recipe"]).described()
+    facts["folds"], facts["halves"] = result["folds"].tolist(), result["halves"].tolist()
+    (folder / "run.json").write_text(json.dumps(facts, indent=1, default=_plain) + "\n", encoding="utf-8")
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(type(value))

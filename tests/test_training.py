@@ -1,0 +1,145 @@
+"""Training the CNN models: image packs, device-side augmentation, the shifted validation, and the whole chain
+from a pack to a package the app loads (tiny networks and images, on the CPU)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from app.inference.manifest import InputSpec
+from app.inference.preprocess import prepare_input
+from app.inference.registry import ModelRegistry
+from app.inference.runner import ExplainOptions, InferenceEngine
+from app.training.augment import ULTRASOUND, Augmentation, augment, content_masks
+from app.training.finetune import DeviceData, Recipe
+from app.training.imagepack import LOOK_FIGURES, ImagePack, letterbox, look_figures
+from app.training.recipes import PLANS
+from app.training.shift import look_halves
+from tests.test_inference import loaded
+
+
+def test_a_pack_places_an_image_exactly_as_the_app_feeds_it():
+    pixels = np.random.default_rng(0).integers(0, 256, (90, 150), np.uint8)
+    spec = InputSpec(size=(64, 64), channels=3, resize="letterbox", mean=(0.5,) * 3, std=(0.5,) * 3)
+    tensor, _ = prepare_input(loaded(pixels), 0, spec)
+    packed = np.rint(letterbox(pixels.astype(np.float32) / 255, 64) * 255) / 255
+    data = DeviceData(_pack(packed[None], [0], [(90, 150)]), torch.device("cpu"))
+    x, _ = data.batch(np.array([0]), 64, None)
+    assert torch.allclose(x, tensor, atol=1.5 / 255 * 2)
+
+
+def test_augmentation_keeps_the_padding_black_and_moves_the_mask_with_the_image():
+    torch.manual_seed(0)
+    images = torch.zeros((8, 1, 64, 64))
+    images[:, :, 16:48, 8:56] = 0.3
+    images[:, :, 24:32, 24:32] = 1.0
+    masks = torch.zeros_like(images)
+    masks[:, :, 24:32, 24:32] = 1
+    content = content_masks([(40, 60)] * 8, 64, "cpu")
+    spec = replace(ULTRASOUND, gamma_log_sd=0.0, contrast=(1.0, 1.0), brightness=0.0, noise_sd=0.0,
+                   speckle_sd=0.0, depth_gain=0.0, blur_probability=0.0)
+    out, moved = augment(images, content, masks, spec)
+    assert out.min() >= 0 and out.max() <= 1
+    assert moved.sum() > 0 and not torch.equal(moved, masks)  # the geometry changed ...
+    assert out[moved.bool()].mean() > 0.9 and out[~moved.bool()].mean() < 0.4  # ... and the mask followed
+    still = Augmentation(rotation_degrees=0, scale=(1, 1), shift=0, mirror=False, brightness=0.3, speckle_sd=0.2,
+                         depth_gain=0.3)
+    brighter, _ = augment(images, content, None, still)
+    assert torch.all(brighter[:, :, :10] == 0) and torch.all(brighter[:, :, 54:] == 0)  # the padding stays black
+    assert not torch.equal(brighter[:, :, 10:54], images[:, :, 10:54])
+
+
+def test_the_shifted_halves_keep_groups_whole_and_split_by_look():
+    rng = np.random.default_rng(1)
+    labels = np.repeat([0, 1], 40)
+    groups = np.array([f"g{i // 2}" for i in range(80)])
+    looks = np.zeros((80, len(LOOK_FIGURES)), np.float32)
+    looks[:, :2] = 500
+    looks[:, 2] = 1
+    brightness = rng.uniform(0.1, 0.9, 80)
+    brightness[1::2] = brightness[0::2]  # a group shares its look
+    looks[:, LOOK_FIGURES.index("mean")] = brightness
+    looks[:, LOOK_FIGURES.index("sharpness")] = 1
+    halves = look_halves(labels, groups, looks)
+    for group in set(groups):
+        assert len(set(halves[groups == group])) == 1
+    for label in (0, 1):
+        assert 15 <= (halves[labels == label] == 0).sum() <= 25
+    assert abs(brightness[halves == 0].mean() - brightness[halves == 1].mean()) > 0.25
+
+
+def test_look_figures_describe_size_brightness_and_sharpness():
+    flat = np.full((100, 200), 0.5, np.float32)
+    figures = dict(zip(LOOK_FIGURES, look_figures(flat)))
+    assert figures["height"] == 100 and figures["width"] == 200 and figures["aspect"] == 2
+    assert figures["mean"] == pytest.approx(0.5) and figures["sharpness"] == pytest.approx(0, abs=1e-6)
+
+
+def _pack(images01, labels, sizes, masks=None) -> ImagePack:
+    n = len(labels)
+    looks = np.zeros((n, len(LOOK_FIGURES)), np.float32)
+    looks[:, 0], looks[:, 1] = np.array(sizes, float).T
+    looks[:, LOOK_FIGURES.index("mean")] = np.linspace(0, 1, n)
+    looks[:, LOOK_FIGURES.index("sharpness")] = 1
+    return ImagePack(np.rint(np.asarray(images01) * 255).astype(np.uint8), np.asarray(labels, np.int64),
+                     np.array([f"g{i}" for i in range(n)]), np.array([f"{i}.png" for i in range(n)]), looks, masks)
+
+
+def _discs(n: int, size: int = 48) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Class 0: a bright disc; class 1: a bright ring, at random places; masks mark the shape."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    images, masks, labels = [], [], []
+    for i in range(n):
+        label = i % 2
+        cy, cx = rng.uniform(14, size - 14, 2)
+        distance = np.hypot(yy - cy, xx - cx)
+        shape = (distance < 8) if label == 0 else ((distance < 9) & (distance > 5))
+        images.append(np.clip(0.2 + 0.7 * shape + rng.normal(0, 0.03, (size, size)), 0, 1))
+        masks.append(shape.astype(np.uint8))
+        labels.append(label)
+    return np.array(images), np.array(masks), np.array(labels)
+
+
+@pytest.mark.parametrize("model", ["cr-chest-cls", "us-breast-seg"])
+def test_a_pack_becomes_a_package_the_app_loads_with_an_honest_card(tmp_path, model):
+    from app.training.cnn_run import run_classifier, run_segmenter, save_run
+    from app.training.package import write_classifier, write_segmenter
+
+    images, masks, labels = _discs(40)
+    pack = _pack(images, labels, [(48, 48)] * 40, masks if model == "us-breast-seg" else None)
+    recipe = Recipe(size=64, epochs=2, batch=8, augmentation=Augmentation(), learning_rate=3e-3)
+    device = torch.device("cpu")
+    run_dir = tmp_path / "runs" / model
+    if model == "us-breast-seg":
+        save_run({**run_segmenter(pack, device, recipe), "data": {}}, run_dir)
+        manifest = write_segmenter(run_dir, tmp_path / "models" / model, 40, "test data", None)
+        assert {"held_out_fifth", "shifted_halves"} <= set(manifest.card["metrics"])
+        assert "normal_images_without_mask" in manifest.card["metrics"]["held_out_fifth"]
+    else:
+        plan = replace(PLANS[model], candidates=(recipe, replace(recipe, size=32)))
+        saved = []
+        result = run_classifier(plan, pack, device, list(plan.candidates), folds=2,
+                                save=lambda r: saved.append(r["figures"]["cross_validated"]))
+        assert saved[0] == "not run" and isinstance(saved[1], dict)  # the final model is kept before the CV
+        save_run({**result, "data": {}}, run_dir)
+        manifest = write_classifier(plan, run_dir, tmp_path / "models" / model, 40, {"normal": 20, "pneumonia": 20},
+                                    40, None)
+        metrics = manifest.card["metrics"]
+        assert {"expected_on_new_data", "cross_validated", "ood_guard_on_shifted_validation"} <= set(metrics)
+        assert {"flagged_when_correct", "flagged_when_wrong"} <= set(metrics["ood_guard_on_shifted_validation"])
+        assert [row["size"] for row in manifest.card["training"]["candidates"]] == [64, 32]
+        assert manifest.input.size == (result["recipe"].size,) * 2
+        assert manifest.settings["temperature"] == pytest.approx(result["temperature"], abs=1e-4)
+    registry = ModelRegistry.discover([tmp_path / "models"])
+    assert not registry.problems, registry.problems
+    package = registry.get(model)
+    out = InferenceEngine("cpu").run(package, loaded(np.uint8(images[0] * 255)), options=ExplainOptions(layers=()))
+    assert out.ood_distance is not None
+    if model == "us-breast-seg":
+        assert out.mask.shape == (48, 48)
+    else:
+        assert out.probabilities.shape == (2,) and out.calibrated
