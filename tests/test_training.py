@@ -130,7 +130,9 @@ def test_a_pack_becomes_a_package_the_app_loads_with_an_honest_card(tmp_path, mo
                                     40, None)
         metrics = manifest.card["metrics"]
         assert {"expected_on_new_data", "cross_validated", "ood_guard_on_shifted_validation"} <= set(metrics)
-        assert {"flagged_when_correct", "flagged_when_wrong"} <= set(metrics["ood_guard_on_shifted_validation"])
+        guards = metrics["ood_guard_on_shifted_validation"]
+        assert {"flagged_when_correct", "flagged_when_wrong"} <= set(guards["shared ImageNet trunk (shipped)"])
+        assert manifest.ood["trunk"] == "efficientnet-lite0-imagenet"
         assert [row["size"] for row in manifest.card["training"]["candidates"]] == [64, 32]
         assert manifest.input.size == (result["recipe"].size,) * 2
         assert manifest.settings["temperature"] == pytest.approx(result["temperature"], abs=1e-4)

@@ -33,13 +33,14 @@ def run_classifier(plan, pack: ImagePack, device: torch.device, candidates: list
     data = DeviceData(pack, device)
     labels, classes = pack.labels, plan.dataset.classes
     halves = look_halves(labels, pack.groups, pack.looks)
-    imagenet = {}
+    imagenet = {"lite0": imagenet_state("lite0", imagenet_path)}
+    trunk = trunk_features(data, imagenet["lite0"])
     say(f"{plan.name}: {len(labels)} images; shifted halves {np.bincount(halves).tolist()}")
     ablation, best = [], None
     for recipe in candidates:
         imagenet.setdefault(recipe.variant, imagenet_state(recipe.variant, imagenet_path))
         say(f"  shifted validation, {recipe.variant} at {recipe.size} px")
-        shifted = _shifted_classifier(data, halves, len(classes), recipe, imagenet[recipe.variant], say)
+        shifted = _shifted_classifier(data, halves, len(classes), recipe, imagenet[recipe.variant], trunk, say)
         temperature = metrics.fit_temperature(shifted["logits"], labels)
         tta_temperature = metrics.fit_temperature(shifted["mirrored"], labels)
         row = {"variant": recipe.variant, "size": recipe.size,
@@ -59,8 +60,7 @@ def run_classifier(plan, pack: ImagePack, device: torch.device, candidates: list
     say("  final model on every image")
     every = np.arange(len(labels))
     network = train_classifier(data, every, len(classes), recipe, imagenet[recipe.variant], say)
-    _, _, pooled = classifier_outputs(network, data, every, recipe.size)
-    guard = FeatureDistribution.fit(pooled)
+    guard = FeatureDistribution.fit(trunk)
     fold_of = stratified_group_folds(labels.tolist(), pack.groups.tolist(), folds, recipe.seed)
     result = {"network": network.float().cpu(), "recipe": recipe, "temperature": temperature, "guard": guard,
               "figures": {"expected_on_new_data": chosen["figures"], "cross_validated": "not run",
@@ -84,11 +84,38 @@ def run_classifier(plan, pack: ImagePack, device: torch.device, candidates: list
     return result
 
 
-def _shifted_classifier(data: DeviceData, halves: np.ndarray, classes: int, recipe: Recipe, imagenet, say) -> dict:
+TRUNK_SIZE, TRUNK_LAST_BLOCK = 224, 14  # the shared ImageNet trunk the app's guards and routing read
+
+
+def trunk_features(data: DeviceData, imagenet: dict[str, torch.Tensor]) -> np.ndarray:
+    """(N, 192) pooled output of the ImageNet EfficientNet-Lite0 trunk (stem and stages 1-6, 224 px letterboxed)
+    for every image: the features the shipped guards are fitted on, shared by every package."""
+    from torch.nn import functional
+
+    from app.inference.networks.efficientnet_lite import EfficientNetLite
+    from app.training.finetune import _start
+
+    network = EfficientNetLite("lite0", num_classes=1)
+    _start(network, imagenet)
+    network = network.to(data.device).eval()
+    out = []
+    with torch.inference_mode():
+        for first in range(0, len(data.pack.labels), 256):
+            x, _ = data.batch(np.arange(first, min(first + 256, len(data.pack.labels))), TRUNK_SIZE, None)
+            x = functional.relu6(network._bn0(network._conv_stem(x.contiguous())))
+            for block in network._blocks[:TRUNK_LAST_BLOCK + 1]:
+                x = block(x)
+            out.append(x.float().mean((2, 3)).cpu())
+    return torch.cat(out).numpy().astype(np.float64)
+
+
+def _shifted_classifier(data: DeviceData, halves: np.ndarray, classes: int, recipe: Recipe, imagenet, trunk,
+                        say) -> dict:
     started = time.perf_counter()
     logits = np.zeros((len(halves), classes), np.float32)
     mirrored = np.zeros_like(logits)
     distance, limit = np.zeros(len(halves)), np.zeros(len(halves))
+    trunk_distance, trunk_limit = np.zeros(len(halves)), np.zeros(len(halves))
     for half in (0, 1):
         train, held = np.nonzero(halves != half)[0], np.nonzero(halves == half)[0]
         model = train_classifier(data, train, classes, recipe, imagenet, say)
@@ -96,20 +123,26 @@ def _shifted_classifier(data: DeviceData, halves: np.ndarray, classes: int, reci
         logits[held], mirrored[held], pooled = classifier_outputs(model, data, held, recipe.size, mirror_too=True)
         guard = FeatureDistribution.fit(seen)
         distance[held], limit[held] = guard.distance(pooled), guard.limit
-    return {"logits": logits, "mirrored": mirrored, "distance": distance, "limit": limit,
-            "seconds": time.perf_counter() - started}
+        guard = FeatureDistribution.fit(trunk[train])
+        trunk_distance[held], trunk_limit[held] = guard.distance(trunk[held]), guard.limit
+    return {"logits": logits, "mirrored": mirrored, "seconds": time.perf_counter() - started,
+            "guards": {"shared ImageNet trunk (shipped)": (trunk_distance, trunk_limit),
+                       "the fine-tuned network's own stage 6": (distance, limit)}}
 
 
 def _guard_check(shifted: dict, labels: np.ndarray, temperature: float) -> dict:
-    """How often the guard flags the shifted half's images the model got right, and those it got wrong."""
+    """How often each guard (fitted on the training half) flags the held half's images the model got right,
+    and those it got wrong; the first is the shipped one."""
     probabilities = metrics.softmax(shifted["logits"], temperature)
     correct = probabilities.argmax(1) == labels
-    flagged = shifted["distance"] > shifted["limit"]
     confident_wrong = ~correct & (probabilities.max(1) >= 0.8)
-    rate = lambda chosen: round(float(flagged[chosen].mean()), 4) if chosen.any() else None  # noqa: E731
-    return {"flagged_when_correct": rate(correct), "flagged_when_wrong": rate(~correct),
-            "flagged_when_wrong_with_p_over_0.8": rate(confident_wrong),
-            "correct": int(correct.sum()), "wrong": int((~correct).sum())}
+    out = {"correct": int(correct.sum()), "wrong": int((~correct).sum())}
+    for name, (distance, limit) in shifted["guards"].items():
+        flagged = distance > limit
+        rate = lambda chosen: round(float(flagged[chosen].mean()), 4) if chosen.any() else None  # noqa: E731
+        out[name] = {"flagged_when_correct": rate(correct), "flagged_when_wrong": rate(~correct),
+                     "flagged_when_wrong_with_p_over_0.8": rate(confident_wrong)}
+    return out
 
 
 def _short(figures: dict) -> dict:
@@ -124,9 +157,10 @@ def run_segmenter(pack: ImagePack, device: torch.device, recipe: Recipe, imagene
     data = DeviceData(pack, device)
     labels = pack.labels
     imagenet = imagenet_state(recipe.variant, imagenet_path)
+    trunk = trunk_features(data, imagenet if recipe.variant == "lite0" else imagenet_state("lite0", imagenet_path))
     fold_of = stratified_group_folds(labels.tolist(), pack.groups.tolist(), 5, 0)
     halves = look_halves(labels, pack.groups, pack.looks)
-    figures, network, pooled = {}, None, None
+    figures, network = {}, None
     for name, split, parts in (("held_out_fifth", fold_of, (0,)), ("shifted_halves", halves, (0, 1))):
         say(f"  {name}")
         per_part = []
@@ -136,10 +170,11 @@ def run_segmenter(pack: ImagePack, device: torch.device, recipe: Recipe, imagene
             maps, targets, _ = segmenter_outputs(model, data, held, recipe.size)
             per_part.append((maps, targets, labels[held]))
             if network is None:  # the held-out fifth's model is the shipped one
-                network, pooled = model, segmenter_outputs(model, data, train, recipe.size)[2]
+                network = model
         figures[name] = segmentation_figures(*[np.concatenate(v) for v in zip(*per_part)])
         say(f"    {figures[name]}")
-    return {"network": network.float().cpu(), "recipe": recipe, "guard": FeatureDistribution.fit(pooled),
+    train = np.nonzero(fold_of != 0)[0]
+    return {"network": network.float().cpu(), "recipe": recipe, "guard": FeatureDistribution.fit(trunk[train]),
             "figures": figures, "folds": fold_of, "halves": halves, "shift": describe(pack.looks, halves),
             "seconds": time.perf_counter() - started, "device": _device_name(device)}
 

@@ -29,10 +29,13 @@ SHIFT = ("a validation that imitates a new site: within each class, groups sorte
          "the data, so these figures are if anything pessimistic")
 EXPECT = ("Expect the shifted-validation figures ('expected_on_new_data') on images from a new site or device; "
           "the cross-validated figures hold for images like the training set.")
-GUARD = ("pooled stage-6 features of the shipped network for the {n} training images, {k} principal axes; an "
-         "image further than 99.5% of held-out training images (5-fold) is flagged: 'the result may not "
-         "apply'. On the shifted validation (guard fitted on the training half) it flagged {right} of the "
-         "images the model got right and {wrong} of those it got wrong")
+TRUNK_NAME, TRUNK_LAYER = "efficientnet-lite0-imagenet", "_blocks.14"
+GUARD = ("pooled features of the shared ImageNet trunk (EfficientNet-Lite0 stem and stages 1-6, {layer}, 224 px) "
+         "of the {n} training images, 16 principal axes; an image further than 99.5% of held-out training "
+         "images (5-fold) is flagged: 'the result may not apply'. One trunk pass scores every package's guard, "
+         "which is how images without a modality find their model.{check}")
+CHECK = (" On the shifted validation (guard fitted on the training half) it flagged {right} of the images the "
+         "model got right and {wrong} of those it got wrong.")
 
 
 def _network_spec(run: dict, plan_classes: int | None) -> dict:
@@ -64,7 +67,7 @@ def write_classifier(plan, run_dir: Path, folder: Path, samples: int, per_class:
     classes = plan.dataset.classes
     spec = _network_spec(run, len(classes))
     network = _load(run_dir, spec)
-    guard = run["figures"]["ood_guard_on_shifted_validation"]
+    guard = run["figures"]["ood_guard_on_shifted_validation"]["shared ImageNet trunk (shipped)"]
     temperature = round(float(run["temperature"]), 4)
     manifest = {
         "name": plan.name, "version": VERSION, "modality": list(plan.modality), "task": "classification",
@@ -91,9 +94,9 @@ def write_classifier(plan, run_dir: Path, folder: Path, samples: int, per_class:
             "targets": plan.targets,
         },
     }
-    _write(folder, network, manifest, run_dir, "_blocks." + str(network.stage_ends[5]),
-           GUARD.format(n=samples, k="16", right=_pct(guard["flagged_when_correct"]),
-                        wrong=_pct(guard["flagged_when_wrong"])))
+    _write(folder, network, manifest, run_dir, GUARD.format(
+        layer=TRUNK_LAYER, n=samples, check=CHECK.format(right=_pct(guard["flagged_when_correct"]),
+                                                         wrong=_pct(guard["flagged_when_wrong"]))))
     return _with_latency(folder, latency_image)
 
 
@@ -127,9 +130,7 @@ def write_segmenter(run_dir: Path, folder: Path, samples: int, licence: str, lat
             "calibration": "pixel probabilities are not calibrated; the threshold slider sets the mask",
         },
     }
-    _write(folder, network, manifest, run_dir, "encoder._blocks.10",
-           "pooled encoder features (encoder._blocks.10, 1/16) of the training images, 16 principal axes; an "
-           "image further than 99.5% of held-out training images (5-fold) is flagged")
+    _write(folder, network, manifest, run_dir, GUARD.format(layer=TRUNK_LAYER, n=samples, check=""))
     return _with_latency(folder, latency_image)
 
 
@@ -137,7 +138,7 @@ def _pct(value) -> str:
     return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
-def _write(folder: Path, network, manifest: dict, run_dir: Path, layer: str, guard_text: str) -> None:
+def _write(folder: Path, network, manifest: dict, run_dir: Path, guard_text: str) -> None:
     """Weights in half precision (the app computes in float32; half the download), the guard as trained."""
     from app.inference.hash_cache import sha256_of
 
@@ -145,7 +146,7 @@ def _write(folder: Path, network, manifest: dict, run_dir: Path, layer: str, gua
         shutil.rmtree(folder)
     shutil.copyfile(run_dir / "ood.safetensors", _mkdir(folder) / "ood.safetensors")
     manifest = {**manifest, "ood": {"file": "ood.safetensors", "sha256": sha256_of(folder / "ood.safetensors"),
-                                    "layer": layer}}
+                                    "layer": TRUNK_LAYER, "trunk": TRUNK_NAME}}
     manifest["card"] = {**manifest["card"], "out_of_distribution_guard": guard_text}
     write_model_package(folder, network.half(), manifest)
 
