@@ -118,7 +118,7 @@ def test_a_pack_becomes_a_package_the_app_loads_with_an_honest_card(tmp_path, mo
         save_run({**run_segmenter(pack, device, recipe), "data": {}}, run_dir)
         manifest = write_segmenter(run_dir, tmp_path / "models" / model, 40, "test data", None)
         assert {"held_out_fifth", "shifted_halves"} <= set(manifest.card["metrics"])
-        assert "normal_images_without_mask" in manifest.card["metrics"]["held_out_fifth"]
+        assert "normal_images_without_mask" in manifest.card["metrics"]["held_out_fifth"]["any_mask"]
     else:
         plan = replace(PLANS[model], candidates=(recipe, replace(recipe, size=32)))
         saved = []

@@ -92,7 +92,9 @@ def _run(args, pack: ImagePack, run_dir: Path) -> None:
             "per_class": {c: int(n) for c, n in zip(classes, counts)}}
 
     def save(result: dict) -> None:
-        save_run({**result, "data": data}, run_dir)
+        from app.training.finetune import TRAINED
+
+        save_run({**result, "data": data, "trained_images": dict(TRAINED)}, run_dir)
 
     if args.model == SEGMENTATION:
         recipe = SEGMENTATION_RECIPE if args.epochs is None else replace(SEGMENTATION_RECIPE, epochs=args.epochs)

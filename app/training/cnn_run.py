@@ -180,20 +180,28 @@ def run_segmenter(pack: ImagePack, device: torch.device, recipe: Recipe, imagene
 
 
 def segmentation_figures(maps: np.ndarray, targets: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict:
-    dice, iou, empty_on_normal = [], [], []
-    for probability, truth, label in zip(maps, targets, labels):
-        predicted = probability.astype(np.float32) >= threshold
-        if label == 0:
-            empty_on_normal.append(not predicted.any())
-        elif truth.any():
-            d, i = metrics.dice_and_iou(predicted, truth)
-            dice.append(d)
-            iou.append(i)
-    return {"lesion_images": len(dice),
-            "dice": {"mean": round(float(np.mean(dice)), 4), "sd": round(float(np.std(dice, ddof=1)), 4)},
-            "iou": {"mean": round(float(np.mean(iou)), 4), "sd": round(float(np.std(iou, ddof=1)), 4)},
-            "normal_images": len(empty_on_normal),
-            "normal_images_without_mask": round(float(np.mean(empty_on_normal)), 4) if empty_on_normal else None}
+    """Dice and IoU on lesion images, and the share of normal images left without any mask; also with a
+    mask smaller than 0.5% of the image counted as none (a rule the app could apply)."""
+    out = {}
+    for rule, min_share in (("any_mask", 0.0), ("masks_under_0.5_percent_dropped", 0.005)):
+        dice, iou, empty_on_normal = [], [], []
+        for probability, truth, label in zip(maps, targets, labels):
+            predicted = probability.astype(np.float32) >= threshold
+            if predicted.mean() < min_share:
+                predicted[:] = False
+            if label == 0:
+                empty_on_normal.append(not predicted.any())
+            elif truth.any():
+                d, i = metrics.dice_and_iou(predicted, truth)
+                dice.append(d)
+                iou.append(i)
+        out[rule] = {"lesion_images": len(dice),
+                     "dice": {"mean": round(float(np.mean(dice)), 4), "sd": round(float(np.std(dice, ddof=1)), 4)},
+                     "iou": {"mean": round(float(np.mean(iou)), 4), "sd": round(float(np.std(iou, ddof=1)), 4)},
+                     "normal_images": len(empty_on_normal),
+                     "normal_images_without_mask": round(float(np.mean(empty_on_normal)), 4)
+                     if empty_on_normal else None}
+    return out
 
 
 def _device_name(device: torch.device) -> str:

@@ -8,6 +8,7 @@ included), batch norm with PyTorch's usual momentum, AdamW with a one-cycle sche
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from app.inference.networks.unet import LiteUNet
 from app.training.augment import RADIOGRAPH, Augmentation, augment, content_masks
 from app.training.imagepack import LOOK_FIGURES, ImagePack
 
+TRAINED: Counter = Counter()  # images pushed through a training step, per (network, input size): for the
+# 2-core wall-time estimate of a run made on a GPU
 OOD_STAGE = 6  # the guard looks at the pooled output of stage 6 (1/32), as the shipped packages always did
 
 
@@ -132,6 +135,7 @@ def train_classifier(data: DeviceData, indices: np.ndarray, classes: int, recipe
             optimiser.step()
             schedule.step()
             total = total + loss.detach()
+            TRAINED[f"{recipe.variant} classifier at {recipe.size} px"] += len(chosen)
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == recipe.epochs:
             say(f"    epoch {epoch + 1}/{recipe.epochs}: loss {float(total) / max(1, len(order) // recipe.batch):.3f} "
                 f"({time.perf_counter() - started:.1f} s)")
@@ -194,6 +198,7 @@ def train_segmenter(data: DeviceData, indices: np.ndarray, recipe: Recipe, image
             optimiser.step()
             schedule.step()
             total = total + loss.detach()
+            TRAINED[f"{recipe.variant} U-Net at {recipe.size} px"] += len(x)
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == recipe.epochs:
             say(f"    epoch {epoch + 1}/{recipe.epochs}: loss {float(total) / max(1, len(order) // recipe.batch):.3f} "
                 f"({time.perf_counter() - started:.1f} s)")
