@@ -32,13 +32,13 @@ def pack_path(folder: Path, model: str) -> Path:
 
 def make_pack(model: str, folder: Path, limit: int | None = None) -> ImagePack:
     """Decode the data set from ../shared once (or load the pack made before)."""
+    path = pack_path(folder, model)
+    if path.is_file() and limit is None:
+        return ImagePack.load(path)
     from app.inference.batch import terminal_progress
     from app.training.datasets import list_samples
     from app.training.imagepack import build_pack
 
-    path = pack_path(folder, model)
-    if path.is_file() and limit is None:
-        return ImagePack.load(path)
     samples = list_samples(_dataset(model))
     if limit is not None:
         samples = [s for label in sorted({s.label for s in samples})
