@@ -121,25 +121,33 @@ def train_classifier(data: DeviceData, indices: np.ndarray, classes: int, recipe
         counts = np.bincount(labels[indices], minlength=classes).astype(float)
         weight = torch.tensor(len(indices) / (classes * np.maximum(counts, 1)), dtype=torch.float32, device=device)
     loss_of = nn.CrossEntropyLoss(weight=weight, label_smoothing=recipe.label_smoothing)
+
+    def step_loss(chosen: np.ndarray) -> torch.Tensor:
+        x, _ = data.batch(chosen, recipe.size, recipe.augmentation)
+        with _autocast(device):
+            return loss_of(network(x).float(), data.labels[torch.from_numpy(chosen).to(device)])
+
+    _fit(optimiser, schedule, recipe, indices, step_loss, f"{recipe.variant} classifier", device, say)
+    return network.eval()
+
+
+def _fit(optimiser, schedule, recipe: Recipe, indices: np.ndarray, step_loss, kind: str, device, say) -> None:
+    """The training loop: shuffled full batches, one optimiser and schedule step each, a line every 10 epochs."""
     rng = np.random.default_rng(recipe.seed)
     for epoch in range(recipe.epochs):
         started, total = time.perf_counter(), torch.zeros((), device=device)
         order = rng.permutation(indices)
         for first in range(0, len(order) - recipe.batch + 1, recipe.batch):
-            chosen = order[first:first + recipe.batch]
-            x, _ = data.batch(chosen, recipe.size, recipe.augmentation)
-            with _autocast(device):
-                loss = loss_of(network(x).float(), data.labels[torch.from_numpy(chosen).to(device)])
+            loss = step_loss(order[first:first + recipe.batch])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
             schedule.step()
             total = total + loss.detach()
-            TRAINED[f"{recipe.variant} classifier at {recipe.size} px"] += len(chosen)
+            TRAINED[f"{kind} at {recipe.size} px"] += recipe.batch
         if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == recipe.epochs:
             say(f"    epoch {epoch + 1}/{recipe.epochs}: loss {float(total) / max(1, len(order) // recipe.batch):.3f} "
                 f"({time.perf_counter() - started:.1f} s)")
-    return network.eval()
 
 
 def classifier_outputs(network: EfficientNetLite, data: DeviceData, indices: np.ndarray, size: int,
@@ -184,24 +192,14 @@ def train_segmenter(data: DeviceData, indices: np.ndarray, recipe: Recipe, image
     optimiser = torch.optim.AdamW([{"params": encoder, "lr": recipe.learning_rate / 3},
                                    {"params": decoder, "lr": recipe.learning_rate}], weight_decay=recipe.weight_decay)
     schedule = _schedule(optimiser, [recipe.learning_rate / 3, recipe.learning_rate], recipe, len(indices))
-    rng = np.random.default_rng(recipe.seed)
-    for epoch in range(recipe.epochs):
-        started, total = time.perf_counter(), torch.zeros((), device=device)
-        order = rng.permutation(indices)
-        for first in range(0, len(order) - recipe.batch + 1, recipe.batch):
-            x, target = data.batch(order[first:first + recipe.batch], recipe.size, recipe.augmentation)
-            with _autocast(device):
-                logits = network(x).float()
-            loss = dice_bce(logits, target)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total = total + loss.detach()
-            TRAINED[f"{recipe.variant} U-Net at {recipe.size} px"] += len(x)
-        if epoch == 0 or (epoch + 1) % 10 == 0 or epoch + 1 == recipe.epochs:
-            say(f"    epoch {epoch + 1}/{recipe.epochs}: loss {float(total) / max(1, len(order) // recipe.batch):.3f} "
-                f"({time.perf_counter() - started:.1f} s)")
+
+    def step_loss(chosen: np.ndarray) -> torch.Tensor:
+        x, target = data.batch(chosen, recipe.size, recipe.augmentation)
+        with _autocast(device):
+            logits = network(x).float()
+        return dice_bce(logits, target)
+
+    _fit(optimiser, schedule, recipe, indices, step_loss, f"{recipe.variant} U-Net", device, say)
     return network.eval()
 
 

@@ -35,7 +35,8 @@ GUARD = ("pooled features of the shared ImageNet trunk (EfficientNet-Lite0 stem 
          "images (5-fold) is flagged: 'the result may not apply'. One trunk pass scores every package's guard, "
          "which is how images without a modality find their model.{check}")
 CHECK = (" On the shifted validation (guard fitted on the training half) it flagged {right} of the images the "
-         "model got right and {wrong} of those it got wrong.")
+         "model got right and {wrong} of those it got wrong: it checks that an image is of the model's kind "
+         "and acquisition, it does not find the model's errors.")
 
 
 def _network_spec(run: dict, plan_classes: int | None) -> dict:
