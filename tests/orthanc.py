@@ -96,7 +96,7 @@ class OrthancServer:
             "DicomServerEnabled": True,
             "DicomCheckCalledAet": True,
             "DicomCheckModalityHost": False,
-            "UnknownSopClassAccepted": True,
+            "UnknownSopClassAccepted": False,  # only SOP classes it knows: a real acceptance test
             "DicomAlwaysAllowEcho": True,
             "DicomAlwaysAllowStore": True,
             "ConcurrentJobs": 1,
