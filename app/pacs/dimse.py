@@ -23,6 +23,7 @@ logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO/DEBUG reco
 
 SUCCESS, PENDING = 0x0000, (0xFF00, 0xFF01)
 MAX_CONTEXTS = 128
+MAX_PDU = 1 << 20  # what we accept per PDU; pynetdicom's 16 kB default made retrieval CPU-bound
 
 
 class PacsError(Exception):
@@ -45,7 +46,7 @@ def association(settings: PacsSettings, contexts: Iterable[tuple[str, list[str] 
             ae.add_requested_context(uid, syntaxes)
         else:
             ae.add_requested_context(uid)
-    assoc = ae.associate(settings.host, settings.port, ae_title=settings.called_ae,
+    assoc = ae.associate(settings.host, settings.port, ae_title=settings.called_ae, max_pdu=MAX_PDU,
                          ext_neg=[build_role(uid, scp_role=True) for uid in roles] or None,
                          evt_handlers=handlers or None, tls_args=client_tls(settings))
     if assoc.is_rejected:
