@@ -159,12 +159,14 @@ def test_a_transfer_cut_off_midway_leaves_a_partial_study_and_a_retry_resumes(or
     assert cut.fetched == 2 and len(cut.missing) == 4, cut.summary()
     assert "dropped" in cut.problem or "no answer" in cut.problem
     assert "partial study: 2 of 6" in cut.summary() and "resume" in cut.summary()
-    note = json.loads((cut.folder / "radlens-missing.json").read_text())
+    note = json.loads((cut.folder / ".radlens-missing.json").read_text())
     assert sorted(note["missing_instances"]) == sorted(cut.missing)
     kept = {p.name: p.stat().st_mtime_ns for p in cut.folder.glob("*.dcm")}
-    assert len(kept) == 2 and not list(cut.folder.glob("*.part"))
-    for path in cut.folder.glob("*.dcm"):
-        pydicom.dcmread(path).pixel_array  # whole files only
+    assert len(kept) == 2 and not list(cut.folder.glob(".*.part"))
+    from app.io.study_loader import scan
+
+    opened = scan([cut.folder])  # the partial study opens like a folder: two images, no problems
+    assert opened.problems == [] and sum(len(study.images) for study in opened.studies) == 2
 
     down = retrieve_study(settings, study_uid)  # the PACS is still down: the cache says what is missing
     assert not down.complete and sorted(down.missing) == sorted(cut.missing) and down.already == 2
@@ -173,7 +175,7 @@ def test_a_transfer_cut_off_midway_leaves_a_partial_study_and_a_retry_resumes(or
     resumed = retrieve_study(settings, study_uid)
     assert resumed.complete and (resumed.already, resumed.fetched) == (2, 4), resumed.summary()
     assert all(resumed.folder.joinpath(name).stat().st_mtime_ns == t for name, t in kept.items())  # not refetched
-    assert not (resumed.folder / "radlens-missing.json").exists()
+    assert not (resumed.folder / ".radlens-missing.json").exists()
 
 
 def test_the_cache_size_limit_stops_with_a_message_and_evicts_old_complete_studies(orthanc, tmp_path):
@@ -307,3 +309,38 @@ def test_dicom_tls_between_our_client_and_our_scp(tmp_path):
         assert server.received == 1
     finally:
         server.stop()
+
+
+def test_cli_config_send_and_serve(orthanc, tmp_path):
+    import signal
+    import urllib.request
+
+    settings_file = tmp_path / "pacs.json"
+    configured = run_cli("pacs", "config", f"port={orthanc.dicom_port}", f"cache_dir={tmp_path / 'cache'}",
+                         f"scp_port={orthanc.modalities['RADLENS'][1]}", "timeout_s=10", settings_file=settings_file)
+    assert configured.returncode == 0 and load_settings(settings_file).port == orthanc.dicom_port
+    bad = run_cli("pacs", "config", "port=http", settings_file=settings_file)
+    assert bad.returncode == 2 and "port" in bad.stderr and "Traceback" not in bad.stderr
+
+    files = mg_study(tmp_path / "send", views=("R CC", "L CC"), **PHI)
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"DICM? no")
+    sent = run_cli("pacs", "send", *map(str, files), str(junk), settings_file=settings_file)
+    assert sent.returncode == 1 and "2 of 3 file(s) sent" in sent.stdout and "not sent" in sent.stderr
+    assert len(orthanc.instance_uids()) == 2
+
+    serve = subprocess.Popen([sys.executable, "-m", "app", "pacs", "serve"], cwd=ROOT, text=True,
+                             env={**os.environ, "RADLENS_PACS_SETTINGS": str(settings_file)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = serve.stdout.readline()
+        assert "listening on 127.0.0.1:" in first, first + serve.stderr.read()
+        request = urllib.request.Request(f"{orthanc.url}/modalities/radlens/store",
+                                         data=orthanc.get("/studies")[0].encode(), method="POST")
+        urllib.request.urlopen(request, timeout=30).read()
+    finally:
+        serve.send_signal(signal.SIGINT)
+        out, err = serve.communicate(timeout=30)
+    assert "2 instance(s) received" in out, out + err
+    listed = run_cli("pacs", "list", settings_file=settings_file)
+    assert "2 file(s)" in listed.stdout and "complete" in listed.stdout

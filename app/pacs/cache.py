@@ -11,7 +11,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-MISSING_FILE = "radlens-missing.json"  # in a study folder while instances are missing
+MISSING_FILE = ".radlens-missing.json"  # in a study folder while instances are missing (hidden: the
+# study scanner leaves hidden files out, so a partial study opens without a "not an image" problem)
 UID = re.compile(r"^[0-9][0-9.]{0,63}$")
 PART = ".part"
 
@@ -67,7 +68,7 @@ class StudyCache:
             self._make_room(len(encoded), keep=self.study_folder(study_uid))
             path.parent.mkdir(parents=True, exist_ok=True)
             old = path.stat().st_size if path.is_file() else 0
-            partial = path.with_name(path.name + PART)
+            partial = path.with_name("." + path.name + PART)  # hidden for the same reason
             partial.write_bytes(encoded)
             partial.replace(path)
             self._used = self._used_locked() + len(encoded) - old
