@@ -344,3 +344,29 @@ def test_cli_config_send_and_serve(orthanc, tmp_path):
     assert "2 instance(s) received" in out, out + err
     listed = run_cli("pacs", "list", settings_file=settings_file)
     assert "2 file(s)" in listed.stdout and "complete" in listed.stdout
+
+
+def test_a_cancelled_retrieval_keeps_what_arrived_and_resumes(orthanc, tmp_path):
+    sources = study_in_pacs(orthanc, tmp_path)
+    study_uid = str(pydicom.dcmread(sources[0]).StudyInstanceUID)
+    settings = settings_for(orthanc, tmp_path)
+    seen = []
+    stopped = retrieve_study(settings, study_uid, progress=lambda done, total: seen.append(done),
+                             cancelled=lambda: seen[-1] >= 1)
+    assert stopped.problem == "cancelled" and stopped.fetched == 1 and len(stopped.missing) == 3
+    resumed = retrieve_study(settings, study_uid)
+    assert resumed.complete and (resumed.already, resumed.fetched) == (1, 3)
+
+
+def test_a_pacs_that_accepts_the_connection_but_never_answers_times_out(tmp_path):
+    import socket
+    import time
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = PacsSettings(port=silent.getsockname()[1], timeout_s=1.0, cache_dir=str(tmp_path))
+        start = time.monotonic()
+        with pytest.raises(PacsError, match="no answer from the PACS"):
+            echo(settings)
+        assert time.monotonic() - start < 10

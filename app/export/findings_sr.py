@@ -38,6 +38,15 @@ class ImageFindings:
     patch_score: float | None = None
 
 
+def findings_from_result(source: Path, result) -> ImageFindings:
+    """The findings of one `app.inference.results.InferenceResult` on the DICOM image `source`."""
+    if result.probabilities is None:
+        raise FindingsSrError(f"{Path(source).name}: the model gave no class scores ({result.task})")
+    patch = result.patches[0] if result.patches else None
+    return ImageFindings(Path(source), tuple(result.classes), tuple(float(p) for p in result.probabilities),
+                         patch=None if patch is None else (patch.x, patch.y, patch.width, patch.height))
+
+
 def score_code(class_name: str) -> Code:
     return Code(f"score-{class_name}"[:16], SCHEME, f"AI score: {class_name}")
 

@@ -53,9 +53,17 @@ def cache_for(settings: PacsSettings) -> StudyCache:
     return StudyCache(settings.cache_folder, settings.cache_limit_mb * 1_000_000)
 
 
+class Cancelled(Exception):
+    """The user stopped the retrieval."""
+
+
 def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False, progress: Progress | None = None,
-                   cache: StudyCache | None = None) -> RetrieveReport:
-    """Everything of the study not yet in the cache; never raises for PACS trouble (see `problem`)."""
+                   cache: StudyCache | None = None, cancelled: Callable[[], bool] | None = None) -> RetrieveReport:
+    """Everything of the study not yet in the cache; never raises for PACS trouble (see `problem`).
+
+    `cancelled()` is asked after each instance; Ctrl+C (KeyboardInterrupt) counts as a cancel too.
+    Either way what arrived stays, and the next call resumes.
+    """
     cache = cache or cache_for(settings)
     report = RetrieveReport(study_uid, cache.study_folder(study_uid), None)
     try:
@@ -95,6 +103,8 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
         report.fetched = sum(cache.has(study_uid, i.sop_instance) for i in todo)
         if progress:
             progress(report.already + report.fetched, report.total)
+        if cancelled and cancelled():
+            raise Cancelled
 
     if progress:
         progress(report.already, report.total)
@@ -105,6 +115,8 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
             get_instances(settings, todo, keep, after_each)
     except (PacsError, CacheFull) as error:
         report.problem = str(error)
+    except (Cancelled, KeyboardInterrupt):
+        report.problem = "cancelled"
     report.fetched = sum(cache.has(study_uid, i.sop_instance) for i in todo)
     report.missing = [i.sop_instance for i in instances if not cache.has(study_uid, i.sop_instance)]
     if report.missing and not report.problem:
