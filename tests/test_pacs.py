@@ -370,3 +370,16 @@ def test_a_pacs_that_accepts_the_connection_but_never_answers_times_out(tmp_path
         with pytest.raises(PacsError, match="no answer from the PACS"):
             echo(settings)
         assert time.monotonic() - start < 10
+
+
+def test_with_pynetdicom_loaded_a_newer_transfer_syntax_still_names_the_remedy(tmp_path):
+    """pynetdicom registers newer transfer syntaxes with pydicom when imported; the reader's message for
+    one it cannot decode must not lose its remedy then (in a fresh process: the order of imports matters)."""
+    code = ("import sys; from pathlib import Path; import pynetdicom; "
+            "from tests.dicom_conformance import deflated_image_frame_file; "
+            "from app.io.study_loader import decode_image, read_info; from app.io.errors import StudyLoadError\n"
+            "path = deflated_image_frame_file(Path(sys.argv[1]))\n"
+            "try:\n    decode_image(read_info(path))\nexcept StudyLoadError as error:\n    print(error.reason)")
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "deflated.dcm")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert "1.2.840.10008.1.2.8.1" in run.stdout and "dcmconv" in run.stdout, run.stdout + run.stderr
