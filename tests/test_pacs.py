@@ -383,3 +383,14 @@ def test_with_pynetdicom_loaded_a_newer_transfer_syntax_still_names_the_remedy(t
     run = subprocess.run([sys.executable, "-c", code, str(tmp_path / "deflated.dcm")], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert "1.2.840.10008.1.2.8.1" in run.stdout and "dcmconv" in run.stdout, run.stdout + run.stderr
+
+
+def test_tls_settings_that_cannot_work_say_why(tmp_path):
+    from app.pacs.security import client_tls, server_tls
+
+    missing = PacsSettings(tls=True, tls_ca_file=str(tmp_path / "nope.pem"))
+    with pytest.raises(PacsSettingsError, match="cannot load the certificates"):
+        client_tls(missing)
+    with pytest.raises(PacsSettingsError, match="needs tls_cert_file and tls_key_file"):
+        server_tls(missing)
+    assert client_tls(PacsSettings()) is None and server_tls(PacsSettings()) is None
