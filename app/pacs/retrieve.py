@@ -82,6 +82,7 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
     todo = [i for i in instances if not cache.has(study_uid, i.sop_instance)]
     report.already = report.total - len(todo)
     full: list[str] = []
+    received: set[str] = set()
 
     def keep(ds: Dataset, encoded: bytes) -> int:
         sop = str(ds.get("SOPInstanceUID", ""))
@@ -95,12 +96,13 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
         except OSError as error:
             full.append(f"cannot write to the cache: {error}")
             return OUT_OF_RESOURCES
+        received.add(sop)
         return 0x0000
 
     def after_each(_: InstanceRef) -> None:
         if full:
             raise CacheFull(full[0])
-        report.fetched = sum(cache.has(study_uid, i.sop_instance) for i in todo)
+        report.fetched = len(received)
         if progress:
             progress(report.already + report.fetched, report.total)
         if cancelled and cancelled():
