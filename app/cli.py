@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app import __version__
 
-COMMANDS = ("open", "demo", "models", "predict", "train")
+COMMANDS = ("open", "demo", "models", "predict", "train", "pacs", "deid")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--exam-list", type=Path, metavar="PKL",
                          help="GLAM exam list (pickle of plain lists and dicts): adds benign_label and "
                               "malignant_label to a GLAM model's predictions.csv")
+    commands.add_parser("pacs", add_help=False, help="query, retrieve from and send to a PACS (see `radlens pacs --help`)")
+    commands.add_parser("deid", add_help=False, help="de-identify a DICOM study (see `radlens deid --help`)")
     commands.add_parser("train", add_help=False,
                         help="reproduce a shipped model from ../shared/datasets (see `radlens train --help`)")
     return parser
@@ -72,6 +74,14 @@ def main(argv: list[str] | None = None) -> int:
                   "training code", file=sys.stderr)
             return 2
         return train(argv[1:])
+    if argv and argv[0] == "pacs":
+        from app.pacs.cli import main as pacs
+
+        return pacs(argv[1:])
+    if argv and argv[0] == "deid":
+        from app.export.deid_cli import main as deid
+
+        return deid(argv[1:])
     args = build_parser().parse_args(argv)
     command = args.command or "open"
     if command == "models":

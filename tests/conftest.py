@@ -56,3 +56,27 @@ def main_window(qtbot, app_settings):
     window.show()
     qtbot.waitExposed(window)
     return window
+
+
+@pytest.fixture(scope="session")
+def orthanc_installed() -> None:
+    """Installs Orthanc (Debian packages) when missing; skips with the reason where it cannot."""
+    from tests.orthanc import ensure_orthanc
+
+    reason = ensure_orthanc()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def orthanc(orthanc_installed, tmp_path_factory):
+    """A fresh Orthanc PACS on free loopback ports with empty storage, stopped after the test.
+
+    It knows the AE titles RADLENS (this app, at 127.0.0.1 on the port in `orthanc.modalities`).
+    """
+    from tests.orthanc import OrthancServer, free_port
+
+    server = OrthancServer(tmp_path_factory.mktemp("orthanc"), modalities={"RADLENS": ("127.0.0.1", free_port())})
+    server.start()
+    yield server
+    server.kill()  # its storage is thrown away: no need for a clean (slower) shutdown

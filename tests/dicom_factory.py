@@ -64,3 +64,29 @@ def four_view_phantom(folder: Path, size: tuple[int, int] = (240, 180)) -> dict[
             WindowCenter=2048, WindowWidth=4096, InstanceNumber=number, BitsStored=12, HighBit=11,
         )
     return paths
+
+
+def mg_study(folder: Path, *, size: tuple[int, int] = (64, 48), views: tuple[str, ...] = ("R CC", "L CC", "R MLO",
+             "L MLO"), **attributes) -> list[Path]:
+    """A mammography study stored as Digital Mammography X-Ray (For Presentation), 16-bit, one file per view.
+
+    `attributes` (e.g. PatientName, PatientID, AccessionNumber, StudyDate) apply to every file.
+    """
+    from pydicom.uid import DigitalMammographyXRayImageStorageForPresentation as MG
+
+    study = attributes.pop("StudyInstanceUID", generate_uid())
+    series = generate_uid()
+    rng = np.random.default_rng(len(views) * size[0])
+    paths = []
+    for number, label in enumerate(views, start=1):
+        laterality, view = label.split()
+        pixels = rng.integers(0, 4096, size, dtype=np.uint16)
+        ds = dicom_dataset(pixels, Modality="MG", StudyInstanceUID=study, SeriesInstanceUID=series,
+                           ImageLaterality=laterality, ViewPosition=view, InstanceNumber=number, BitsStored=12,
+                           HighBit=11, WindowCenter=2048, WindowWidth=4096, **attributes)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = MG
+        path = folder / f"{number:02d}_{laterality}{view}.dcm"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths

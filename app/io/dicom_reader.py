@@ -241,8 +241,12 @@ def _require_decoder(path: Path, transfer_syntax: str) -> None:
     try:
         decoder = get_decoder(uid)
     except NotImplementedError as error:
+        # pynetdicom, once imported, teaches pydicom newer syntaxes (Deflated Image Frame Compression): they
+        # land here rather than above, and still need the same remedy.
         raise StudyLoadError(path, f"unsupported transfer syntax {uid.name} ({uid}): no image decoder "
-                                   "exists for it here (video and other non-image syntaxes are not read)") from error
+                                   "exists for it here (video and other non-image syntaxes are not read); "
+                                   "convert an image to an uncompressed syntax (e.g. dcmtk's `dcmconv +te` or "
+                                   "`gdcmconv --raw`)") from error
     if not decoder.is_available:
         package = next((pkg for prefix, pkg in CODEC_PACKAGE.items() if uid.name.startswith(prefix)), "pylibjpeg")
         raise StudyLoadError(path, f"no decoder for {uid.name}: install {package}")

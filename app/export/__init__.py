@@ -1,0 +1,1 @@
+"""AI results and studies written as DICOM for the PACS: findings SR, secondary captures, de-identified copies."""
