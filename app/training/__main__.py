@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.inference.batch import terminal_progress
+from app.core.progress import terminal_progress
 from app.paths import install_root
 from app.training.classify import cross_validate, fold_figures, train_top
 from app.training.datasets import SHARED_DATASETS, list_samples
