@@ -7,8 +7,8 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.core.hanging import hang
-from app.core.study import Study
+from app.core.hanging import GRIDS, hang
+from app.core.study import Study, can_read_side_by_side, side_by_side
 from app.core.text import printable
 from app.io.errors import LoadProblem
 from app.io.study_loader import ScanResult
@@ -31,6 +31,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.studies: list[Study] = []
         self.problems: list[LoadProblem] = []
         self.current_study: Study | None = None
+        self.grid = GRIDS[0]  # how several studies read side by side are arranged (G cycles)
         self.scan_done = True
         self._pending_recent: list[Path] = []
 
@@ -55,7 +56,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.study_list.setObjectName("studyList")
         self.study_list.setWordWrap(True)
         self.study_list.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.study_list.currentRowChanged.connect(self._on_study_selected)
+        self.study_list.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.study_list.setToolTip("Select several studies (Ctrl or Shift + click) to read them side by side")
+        self.study_list.itemSelectionChanged.connect(self._on_selection_changed)
         self.problem_list = QtWidgets.QListWidget()
         self.problem_list.setObjectName("problemList")
         self.problem_list.setWordWrap(True)
@@ -90,7 +93,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "previous_frame": lambda: self._each(lambda s: s.set_frame(s.frame - 1)),
             "next_study": lambda: self._step_study(1), "previous_study": lambda: self._step_study(-1),
             "patient_name": None, "cancel": self.cancel_loading, "help": self.show_help, "quit": self.close,
-            "run_ai": self.ai.run, "hide_overlays": None, "export_view": self.export_view,
+            "grid": self.next_grid, "run_ai": self.ai.run, "hide_overlays": None, "export_view": self.export_view,
             "export_seg": self.export_segmentation,
         }
         self.actions: dict[str, QtGui.QAction] = {}
@@ -134,7 +137,8 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.actions["quit"])
         view_menu = menu.addMenu("&View")
-        for name in ("fit", "one_to_one", "invert", "flip_horizontal", "flip_vertical", "reset", "next_preset", "link", "next_frame",
+        for name in ("fit", "one_to_one", "invert", "flip_horizontal", "flip_vertical", "reset", "next_preset", "link",
+                     "grid", "next_frame",
                      "previous_frame", "next_study", "previous_study", "patient_name"):
             view_menu.addAction(self.actions[name])
         view_menu.addAction(self.side_dock.toggleViewAction())
@@ -249,19 +253,39 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.studies:
             self.settings.add_recent(self._pending_recent)
             self.study_list.setCurrentRow(0)
+            if can_read_side_by_side(self.studies):  # loose single images: read them together
+                self.study_list.selectAll()
         else:
             self.study_view.show_message("No images could be opened.\nThe Problems list says why for each file.")
             self.statusBar().showMessage("Nothing to show", 8000)
 
-    def _on_study_selected(self, row: int) -> None:
-        if 0 <= row < len(self.studies):
-            self.show_study(self.studies[row])
+    def _on_selection_changed(self) -> None:
+        """One selected study shows with its hanging; several (no mammogram among them) side by side."""
+        rows = sorted(self.study_list.row(item) for item in self.study_list.selectedItems())
+        chosen = [self.studies[row] for row in rows if 0 <= row < len(self.studies)]
+        if not chosen:
+            return
+        if len(chosen) > 1 and not any(study.is_mammography for study in chosen):
+            study = side_by_side(chosen)
+        else:
+            row = self.study_list.currentRow()
+            current = self.studies[row] if 0 <= row < len(self.studies) else None
+            study = current if current in chosen else chosen[0]
+        if self.current_study is None or study.key != self.current_study.key:
+            self.show_study(study)
+
+    def next_grid(self) -> None:
+        """Side-by-side images: square grid, one row, one column, and round again."""
+        self.grid = GRIDS[(GRIDS.index(self.grid) + 1) % len(GRIDS)]
+        if self.current_study is not None and self.current_study.is_side_by_side:
+            self.show_study(self.current_study)
+        self.statusBar().showMessage(f"Side-by-side grid: {self.grid}", 3000)
 
     def show_study(self, study: Study) -> None:
         self.current_study = study
         self.ai.set_study(study)
         self.loader.decode(study)  # first, so decoding overlaps building the viewports; images arrive queued
-        hanging = hang(study)
+        hanging = hang(study, self.grid if study.is_side_by_side else "")
         self.study_view.set_hanging(hanging, link=hanging.is_four_view)
         with QtCore.QSignalBlocker(self.actions["link"]):
             self.actions["link"].setChecked(hanging.is_four_view)
