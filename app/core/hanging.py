@@ -140,6 +140,17 @@ def reading_flips(info: ImageInfo, frame: np.ndarray) -> tuple[bool, bool]:
     return flip_h, flip_v
 
 
+def stored_chest_wall_side(info: ImageInfo, frame: np.ndarray) -> str | None:
+    """'left' or 'right': where the chest wall lies in the stored image of a view with a laterality
+    (the side the hanging turns to the middle of the screen), None without one. The hanging and
+    GLAM's crop both ask this, so a right view stored mirrored is turned and cropped alike."""
+    if info.laterality not in CHEST_WALL_SIDE:
+        return None
+    flip_h, _ = reading_flips(info, frame)
+    side = CHEST_WALL_SIDE[info.laterality]
+    return ("left" if side == "right" else "right") if flip_h else side
+
+
 def chest_wall_side(frame: np.ndarray) -> str:
     """'left' or 'right': the image edge with more breast tissue along it."""
     grey = frame if frame.ndim == 2 else frame.mean(axis=-1)
