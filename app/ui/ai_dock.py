@@ -7,6 +7,7 @@ study they were started for is still open.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 from PySide6 import QtCore, QtWidgets
@@ -259,6 +260,18 @@ class AiDock(QtWidgets.QDockWidget):
                 classes = result.classes
         self.results_panel.show_exam(exam_scores(classes, per_view) if per_view else None)
 
+    def as_shown(self, result: InferenceResult | None) -> InferenceResult | None:
+        """The result with the mask threshold the reader set: one threshold for the layer, the panel
+        text and the DICOM SEG export."""
+        if result is None or result.mask is None:
+            return result
+        return replace(result, threshold=self.mask_threshold(result))
+
+    def _on_mask_changed(self, layer) -> None:
+        active = self.study_view.active
+        if active is not None and active.state is not None and active.state.image.info.identity == layer.image_identity:
+            self.results_panel.show_result(self.as_shown(self.results.get(layer.image_identity)))
+
     def mask_threshold(self, result: InferenceResult) -> float:
         """The threshold the reader set on the result's mask layer (the model's default otherwise)."""
         for layer in self.stack.for_image(result.image_identity):
@@ -272,6 +285,8 @@ class AiDock(QtWidgets.QDockWidget):
                      if v.state is not None and v.state.image.info.identity == image_identity), None)
 
     def _on_layer_added(self, layer) -> None:
+        if layer.kind == MASK:  # the panel's "Segmented" line follows the threshold the reader sets
+            layer.changed.connect(lambda *_: self._on_mask_changed(layer))
         viewport = self._viewport_for(layer.image_identity)
         if viewport is not None:
             viewport.add_layer(layer, hidden=self.stack.all_hidden)
@@ -293,7 +308,7 @@ class AiDock(QtWidgets.QDockWidget):
         identity = state.image.info.identity
         self.layer_panel.show_layers(self.stack.for_image(identity))
         result = self.results.get(identity)
-        self.results_panel.show_result(result)
+        self.results_panel.show_result(self.as_shown(result))
         if result is not None and result.patches:
             from app.inference.visualize import patch_rgb
 
