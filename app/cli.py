@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
+from app.inference.options import DEVICE_CHOICES  # plain values: importing it loads no torch
 
 COMMANDS = ("open", "demo", "models", "predict", "train")
 
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("input", type=Path, help="an image file or a folder (searched recursively)")
     predict.add_argument("output", type=Path, help="folder for predictions.csv, masks/ and visualizations/")
     predict.add_argument("--model", help="model name (default: the model for each image's modality)")
-    predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    predict.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     predict.add_argument("--no-visualizations", action="store_true", help="skip the per-image result pictures")
     predict.add_argument("--exam-list", type=Path, metavar="PKL",
                          help="GLAM exam list (pickle of plain lists and dicts): adds benign_label and "
