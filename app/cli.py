@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from app import __version__
+from app.inference.options import DEVICE_CHOICES  # plain values: importing it loads no torch
 
 COMMANDS = ("open", "demo", "models", "predict", "train", "pacs", "deid")
 
@@ -36,11 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="install a model package folder, or an official GLAM checkpoint (.ckpt/.pt/.pth), "
                        "for this user")
     importer.add_argument("path", type=Path)
+    guard = models_commands.add_parser(
+        "guard", help="fit a model's out-of-distribution guard on its training images (on the shared trunk), "
+                      "so that images without a modality that look like them are routed to it")
+    guard.add_argument("name", help="installed model package")
+    guard.add_argument("images", type=Path, help="a folder of the model's training images")
     predict = commands.add_parser("predict", help="run a model on every image in a folder")
     predict.add_argument("input", type=Path, help="an image file or a folder (searched recursively)")
     predict.add_argument("output", type=Path, help="folder for predictions.csv, masks/ and visualizations/")
     predict.add_argument("--model", help="model name (default: the model for each image's modality)")
-    predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    predict.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     predict.add_argument("--no-visualizations", action="store_true", help="skip the per-image result pictures")
     predict.add_argument("--exam-list", type=Path, metavar="PKL",
                          help="GLAM exam list (pickle of plain lists and dicts): adds benign_label and "
@@ -85,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "open"
     if command == "models":
+        if args.models_command == "guard":
+            return fit_guard(args.name, args.images)
         return import_model(args.path) if args.models_command == "import" else list_models()
     if command == "predict":
         return predict(args)
@@ -140,9 +148,27 @@ def import_model(path: Path) -> int:
     return 0
 
 
+def fit_guard(name: str, images: Path) -> int:
+    from app.commands.guard import fit_guard as fit
+    from app.core.progress import terminal_progress
+    from app.inference.manifest import ModelPackageError
+    from app.inference.registry import ModelRegistry
+
+    try:
+        manifest, problems = fit(ModelRegistry.discover().get(name), images, progress=terminal_progress)
+    except (KeyError, ModelPackageError, OSError) as error:
+        print(f"radlens: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"skipped {problem.path}: {problem.reason}", file=sys.stderr)
+    print(f"{manifest.name}: guard fitted and recorded in {manifest.folder / 'model.json'}")
+    return 0
+
+
 def predict(args: argparse.Namespace) -> int:
     from app.core.text import printable
-    from app.inference.batch import predict_folder, terminal_progress
+    from app.commands.predict import predict_folder
+    from app.core.progress import terminal_progress
 
     if not args.input.exists():
         print(f"radlens: no such file or folder: {args.input}", file=sys.stderr)

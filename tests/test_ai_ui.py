@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6 import QtGui
+from PySide6 import QtGui, QtWidgets
 
 from app.inference.runner import InferenceEngine
 from tests.dicom_factory import write_dicom
@@ -185,3 +185,18 @@ def test_run_ai_screenshot_draws_the_default_models_layers(tmp_path):
         return float((np.ptp(rgb, axis=2) > 40).mean())
 
     assert coloured_share(shots["plain"]) < 0.02 < 0.3 < coloured_share(shots["ai"])
+
+
+def test_the_panel_states_the_mask_at_the_threshold_the_reader_set(qtbot, ai_window, tmp_path):
+    study = ultrasound_study(tmp_path / "ot", 1, modality="OT")  # only the segmentation model claims OT
+    open_study(qtbot, ai_window, study)
+    run_ai_and_wait(qtbot, ai_window)
+    viewport = ai_window.study_view.viewports[0]
+    ai_window.study_view.set_active(viewport)
+    result = ai_window.ai.results[viewport.state.image.info.identity]
+    mask_layer = ai_window.ai.stack.for_image(result.image_identity)[0]
+    assert result.threshold == 0.5
+    mask_layer.threshold = 0.9
+    area = float((result.mask >= mask_layer.threshold).mean()) * 100
+    texts = [w.text() for w in ai_window.ai.results_panel.bars.findChildren(QtWidgets.QLabel)]
+    assert f"{area:.1f}% of the image at p ≥ {mask_layer.threshold:.2f}" in texts, texts

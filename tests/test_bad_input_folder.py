@@ -98,7 +98,7 @@ def test_the_window_shows_every_good_file_and_lists_every_bad_one(qtbot, main_wi
 def test_predictions_csv_and_masks_name_a_non_utf8_file_escaped(tmp_path):
     import numpy as np
 
-    from app.inference.batch import predict_folder
+    from app.commands.predict import predict_folder
     from app.inference.registry import ModelRegistry
     from tests.bad_inputs import _odd_name, _png
 

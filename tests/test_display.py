@@ -116,3 +116,18 @@ def test_heatmap_colours_follow_the_colour_map_and_fade_at_the_low_end():
     layer = OverlayLayer("cam", HEATMAP, "img", data=np.random.default_rng(0).random((3000, 1500), np.float32))
     small, (sx, sy) = layer.display_rgba(600)
     assert small.shape == (600, 300, 4) and (sx, sy) == (5.0, 5.0)
+
+
+def test_signed_16_bit_frames_draw_unsigned_with_shifted_levels_and_the_same_greys():
+    from app.core.display import DisplayTransfer, drawable
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(-2000, 3000, (64, 48)).astype(np.int16)
+    pixels[0, :4] = (-32768, -1, 0, 32767)
+    transfer = DisplayTransfer(levels=(-500.0, 1500.0), lut=np.arange(256, dtype=np.uint8))
+    shown, shifted = drawable(pixels, transfer)
+    assert shown.dtype == np.uint16 and shifted.levels == (32268.0, 34268.0)
+    assert list(shown[0, :4]) == [0, 32767, 32768, 65535]
+    assert np.array_equal(shifted.apply(shown), transfer.apply(pixels))
+    unsigned = pixels.astype(np.uint16)
+    assert drawable(unsigned, transfer)[0] is unsigned and drawable(unsigned, transfer)[1] is transfer

@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from app.inference.batch import predict_folder
+from app.commands.predict import predict_folder
 from app.inference.registry import ModelRegistry
 from app.io.demo import demo_paths
 

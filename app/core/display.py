@@ -100,6 +100,27 @@ class DisplayTransfer:
         return self.lut[index]
 
 
+SIGNED16_OFFSET = 32768
+
+
+def drawable(pixels: np.ndarray, transfer: DisplayTransfer) -> tuple[np.ndarray, DisplayTransfer]:
+    """Pixels and transfer as the drawing library draws them fastest. Signed 16-bit frames (CT, MR)
+    become unsigned (value + 32768, one bit flip of the same bytes) with levels shifted alike, since
+    pyqtgraph folds levels into its lookup table only for unsigned 8- and 16-bit data; the grey each
+    value gets is the same (see tests/test_display.py)."""
+    if pixels.dtype != np.int16:
+        return pixels, transfer
+    return pixels.view(np.uint16) ^ np.uint16(0x8000), drawable_transfer(pixels.dtype, transfer)
+
+
+def drawable_transfer(dtype: np.dtype, transfer: DisplayTransfer) -> DisplayTransfer:
+    """The transfer for pixels of `dtype` as `drawable` hands them over (levels shifted for int16)."""
+    if dtype != np.int16:
+        return transfer
+    lo, hi = transfer.levels
+    return DisplayTransfer(levels=(lo + SIGNED16_OFFSET, hi + SIGNED16_OFFSET), lut=transfer.lut)
+
+
 def transfer_for_window(
     window: Window, *, slope: float, intercept: float, inverse: bool
 ) -> DisplayTransfer:

@@ -42,10 +42,34 @@ class Hanging:
     is_four_view: bool
 
 
-def hang(study: Study) -> Hanging:
+GRIDS = ("auto", "row", "column")  # how side-by-side images are arranged; the reader cycles through them
+
+
+def hang(study: Study, grid: str = "") -> Hanging:
+    """The study's hanging. `grid` arranges a side-by-side reading: "auto" (1x2, 2x2, 2x3, 3x3...),
+    "row" or "column"; "" keeps one study's series in one row (up to four)."""
     if study.is_mammography:
         return _four_view(study)
+    if grid:
+        return grid_hanging(study.series, grid)
     return _side_by_side(study.series)
+
+
+def grid_shape(count: int, grid: str = "auto") -> tuple[int, int]:
+    """(rows, columns) for `count` images: one row, one column, or as square as the count allows."""
+    count = max(count, 1)
+    if grid == "row":
+        return 1, count
+    if grid == "column":
+        return count, 1
+    columns = math.ceil(math.sqrt(count))
+    return math.ceil(count / columns), columns
+
+
+def grid_hanging(series: tuple[Series, ...], grid: str = "auto") -> Hanging:
+    rows, columns = grid_shape(len(series), grid)
+    cells = tuple(Cell(row=i // columns, column=i % columns, label=s.label, series=s) for i, s in enumerate(series))
+    return Hanging(rows=rows, columns=columns, cells=cells, is_four_view=False)
 
 
 def _four_view(study: Study) -> Hanging:
@@ -114,6 +138,17 @@ def reading_flips(info: ImageInfo, frame: np.ndarray) -> tuple[bool, bool]:
         elif info.view == "MLO":
             flip_v = _first_of(col_dir, "HF") == "H"
     return flip_h, flip_v
+
+
+def stored_chest_wall_side(info: ImageInfo, frame: np.ndarray) -> str | None:
+    """'left' or 'right': where the chest wall lies in the stored image of a view with a laterality
+    (the side the hanging turns to the middle of the screen), None without one. The hanging and
+    GLAM's crop both ask this, so a right view stored mirrored is turned and cropped alike."""
+    if info.laterality not in CHEST_WALL_SIDE:
+        return None
+    flip_h, _ = reading_flips(info, frame)
+    side = CHEST_WALL_SIDE[info.laterality]
+    return ("left" if side == "right" else "right") if flip_h else side
 
 
 def chest_wall_side(frame: np.ndarray) -> str:

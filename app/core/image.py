@@ -84,10 +84,6 @@ class ImageInfo:
             return " ".join(part for part in (self.laterality, self.view) if part)
         return printable(self.path.name)
 
-    @property
-    def is_colour(self) -> bool:
-        return self.samples_per_pixel == 3 or self.photometric == "PALETTE COLOR"
-
 
 @dataclass
 class LoadedImage:

@@ -12,6 +12,7 @@ from app.core.text import printable, unicode_key
 
 # Modalities whose single-frame files of one series are slices of a stack (one viewport, frame slider).
 STACKED_MODALITIES = {"MR", "CT", "PT", "NM"}
+SIDE_BY_SIDE = "side-by-side:"  # key prefix of several studies read together
 MAMMO_NAME_TAG = re.compile(r"(?:^|[^A-Za-z])([LR])[-_ ]?(CC|MLO)(?:$|[^A-Za-z])", re.IGNORECASE)
 
 
@@ -55,8 +56,30 @@ class Study:
         return any(info.is_mammogram for info in self.images)
 
     @property
+    def is_side_by_side(self) -> bool:
+        """Several studies read together (see side_by_side)."""
+        return self.key.startswith(SIDE_BY_SIDE)
+
+    @property
     def patient_name(self) -> str:
         return self.series[0].first.patient_name if self.series else ""
+
+
+def side_by_side(studies: list[Study]) -> Study:
+    """Several studies read together, one viewport per series (e.g. loose ultrasound, MRI or radiograph
+    images); a mammography study keeps its own hanging and is never merged."""
+    if any(study.is_mammography for study in studies):
+        raise ValueError("a mammography study hangs on its own")
+    if len(studies) == 1:
+        return studies[0]
+    return Study(key=SIDE_BY_SIDE + "+".join(study.key for study in studies),
+                 title=f"{len(studies)} studies side by side: " + ", ".join(study.title for study in studies),
+                 series=tuple(series for study in studies for series in study.series))
+
+
+def can_read_side_by_side(studies: list[Study], most: int = 4) -> bool:
+    """Whether opening `studies` should show them together: 2 to `most` single-image studies, no mammogram."""
+    return 2 <= len(studies) <= most and all(len(s.series) == 1 and not s.is_mammography for s in studies)
 
 
 def mammo_tag_from_name(name: str) -> tuple[str, str, str] | None:

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import torch
 
+from app.core.errors import RadLensError
 from app.inference.options import DEVICE_CHOICES
+
+
+class DeviceError(RadLensError, ValueError):
+    """The device asked for is not one there is (a ValueError too, as before)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("", reason)
 
 
 def choose_device(preference: str = "auto") -> torch.device:
     if preference not in DEVICE_CHOICES:
-        raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {preference!r}")
+        raise DeviceError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {preference!r}")
     if preference == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was asked for but no CUDA GPU is available")
+        raise DeviceError("CUDA was asked for but no CUDA GPU is available")
     if preference == "mps" and not _mps_available():
-        raise ValueError("MPS was asked for but is not available")
+        raise DeviceError("MPS was asked for but is not available")
     if preference != "auto":
         return torch.device(preference)
     if torch.cuda.is_available():

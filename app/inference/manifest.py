@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.core.errors import RadLensError
 from app.io.limits import MANIFEST_MAX_BYTES
 
 TASKS = ("classification", "segmentation", "glam")
@@ -14,12 +15,19 @@ RESIZE_POLICIES = ("letterbox", "stretch")
 MANIFEST_NAME = "model.json"
 
 
-class ModelPackageError(Exception):
+class ModelPackageError(RadLensError):
     """A model package that cannot be used, with the reason in one line."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path, self.reason = Path(path), reason
+        super().__init__(path, reason)
+        self.path = Path(path)
+
+
+class ModelNotFoundError(RadLensError, KeyError):
+    """No installed model has the name asked for (a KeyError too, for callers that look names up)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return Exception.__str__(self)
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class ModelManifest:
     licence: dict[str, str]
     card: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)  # task-specific settings (e.g. GLAM sizes)
-    ood: dict[str, str] = field(default_factory=dict)  # {file, sha256, layer}: the out-of-distribution guard
+    ood: dict[str, str] = field(default_factory=dict)  # {file, sha256, layer[, trunk]}: the out-of-distribution guard
 
     @property
     def ood_path(self) -> Path | None:
@@ -170,6 +178,8 @@ def _ood(folder: Path, raw: Any) -> dict[str, str]:
     if not raw:
         return {}
     ood = {key: str(raw[key]) for key in ("file", "sha256", "layer")}
+    if raw.get("trunk"):  # fitted on the shared trunk's features rather than the package's network
+        ood["trunk"] = str(raw["trunk"])
     package_file(folder, ood["file"], "ood.file")
     if len(ood["sha256"]) != 64:
         raise ValueError("ood.sha256 must be 64 hex digits")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir
 
-from app.inference.manifest import MANIFEST_NAME, ModelManifest, ModelPackageError, read_manifest
+from app.inference.manifest import MANIFEST_NAME, ModelManifest, ModelNotFoundError, ModelPackageError, read_manifest
 from app.paths import install_root
 
 
@@ -50,7 +50,7 @@ class ModelRegistry:
             if model.name == name or model.key == name:
                 return model
         known = ", ".join(m.name for m in self.models) or "none installed"
-        raise KeyError(f"no model named {name!r} (models: {known})")
+        raise ModelNotFoundError(f"model {name!r}", f"not installed (installed: {known})")
 
     def for_modality(self, modality: str) -> list[ModelManifest]:
         return [m for m in self.models if m.matches(modality)]

@@ -19,6 +19,7 @@ class InferenceResult:
     classes: tuple[str, ...]
     device: str
     note: str = ""  # e.g. that the GPU failed and the CPU was used
+    route: str = ""  # why this model read this image (routing.py)
     probabilities: np.ndarray | None = None  # per class
     calibrated: bool = False  # probabilities were temperature-scaled on held-out data (model card)
     target_class: int | None = None  # the class the heatmaps explain

@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.errors import RadLensError
 
-class StudyLoadError(Exception):
+
+class StudyLoadError(RadLensError):
     """A file that could not become an image; `reason` is one line for the problems list."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        super().__init__(path, reason)
         self.path = Path(path)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ def make_pack(model: str, folder: Path, limit: int | None = None) -> ImagePack:
     path = pack_path(folder, model)
     if path.is_file() and limit is None:
         return ImagePack.load(path)
-    from app.inference.batch import terminal_progress
+    from app.core.progress import terminal_progress
     from app.training.datasets import list_samples
     from app.training.imagepack import build_pack
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.inference.batch import terminal_progress
+from app.core.progress import terminal_progress
 from app.inference.glam.networks import GlamNetwork
 from app.inference.glam.pipeline import tissue_batch
 from app.inference.package_writer import write_model_package

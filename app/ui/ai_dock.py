@@ -7,6 +7,7 @@ study they were started for is still open.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 from PySide6 import QtCore, QtWidgets
@@ -27,6 +28,7 @@ from app.ui.viewport_widget import ViewportWidget
 log = logging.getLogger("radlens.ui")
 
 PREDICTED = "predicted class"
+AUTOMATIC = "Automatic (by modality, else by resemblance)"
 
 
 class AiDock(QtWidgets.QDockWidget):
@@ -60,7 +62,9 @@ class AiDock(QtWidgets.QDockWidget):
         form.setContentsMargins(4, 4, 4, 4)
         self.model_box = QtWidgets.QComboBox()
         self._fill_model_box()
-        self.model_box.setToolTip("Used for images whose modality no model claims (e.g. PNG files)")
+        self.model_box.setToolTip("Automatic: a DICOM modality picks its model; an image without one (PNG, JPEG) "
+                                  "goes to the model whose training images it resembles. A model chosen here "
+                                  "reads every image it fits (no modality, or one it claims).")
         self.card_button = QtWidgets.QToolButton()
         self.card_button.setText("Card…")
         self.card_button.setToolTip("The model card: data, split, metrics, calibration, licences")
@@ -110,6 +114,8 @@ class AiDock(QtWidgets.QDockWidget):
 
     def _fill_model_box(self) -> None:
         self.model_box.clear()
+        if self.registry.models:
+            self.model_box.addItem(AUTOMATIC, "")
         for model in self.registry.models:
             self.model_box.addItem(f"{model.name} {model.version} ({'/'.join(model.modalities)}, {model.task})",
                                    model.name)
@@ -143,9 +149,15 @@ class AiDock(QtWidgets.QDockWidget):
     def show_model_card(self) -> None:
         from app.ui.model_card_dialog import ModelCardDialog
 
-        model = self._chosen_model()
+        model = self._chosen_model() or self._active_result_model()
         if model is not None:
             ModelCardDialog(model, self).exec()
+
+    def _active_result_model(self):
+        """The model of the result on the active image (what Automatic chose there), if any."""
+        active = self.study_view.active
+        result = self.results.get(active.state.image.info.identity) if active and active.state else None
+        return next((m for m in self.registry.models if result and m.key == result.model_key), None)
 
     def _on_device_chosen(self, device: str) -> None:
         self.settings.set_ai_device(device)
@@ -156,6 +168,8 @@ class AiDock(QtWidgets.QDockWidget):
         return self.registry.get(name) if name else None
 
     def options(self) -> ExplainOptions:
+        if self._chosen_model() is None:  # each image's own model: its default layer, its predicted class
+            return ExplainOptions(method=self.method_box.currentData())
         layers = tuple(self.layer_list.item(i).text() for i in range(self.layer_list.count())
                        if self.layer_list.item(i).checkState() == QtCore.Qt.CheckState.Checked)
         return ExplainOptions(layers=layers, method=self.method_box.currentData(),
@@ -182,28 +196,21 @@ class AiDock(QtWidgets.QDockWidget):
     def run(self) -> None:
         if self.study is None:
             return
-        chosen = self._chosen_model()
-        jobs, skipped = [], []
+        jobs = []
         for viewport in self.study_view.viewports:
             state = viewport.state
             if state is None:
                 continue
-            modality = state.image.info.modality
-            model = self.registry.default_for(modality)
-            if model is None and chosen is not None and (not modality or chosen.matches(modality)):
-                model = chosen
-            if model is None:
-                skipped.append(viewport.label)
-                continue
             series_identity = next(s for s, v in self.study_view.viewport_by_series.items() if v is viewport)
-            jobs.append((series_identity, state.image, state.frame, model))
-        if not jobs:
-            self.results_panel.show_result(None, "No installed model fits these images"
-                                           + (f" ({', '.join(skipped)})." if skipped else "."))
+            jobs.append((series_identity, state.image, state.frame))
+        if not jobs or not self.registry.models:
+            self.results_panel.show_result(None, "No installed model fits these images." if jobs
+                                           else "No image is shown.")
             self.run_finished.emit()
             return
-        self.results_panel.show_result(None, f"Running {jobs[0][3].name} on {len(jobs)} image(s)…")
-        self.controller.run(self.study.key, jobs, self.options())
+        chosen = self._chosen_model()
+        self.results_panel.show_result(None, f"Running {chosen.name if chosen else 'AI'} on {len(jobs)} image(s)…")
+        self.controller.run(self.study.key, jobs, self.registry, chosen, self.options())
 
     def cancel(self) -> None:
         """Stop the run after the image in progress; nothing it still computes is shown."""
@@ -253,6 +260,18 @@ class AiDock(QtWidgets.QDockWidget):
                 classes = result.classes
         self.results_panel.show_exam(exam_scores(classes, per_view) if per_view else None)
 
+    def as_shown(self, result: InferenceResult | None) -> InferenceResult | None:
+        """The result with the mask threshold the reader set: one threshold for the layer, the panel
+        text and the DICOM SEG export."""
+        if result is None or result.mask is None:
+            return result
+        return replace(result, threshold=self.mask_threshold(result))
+
+    def _on_mask_changed(self, layer) -> None:
+        active = self.study_view.active
+        if active is not None and active.state is not None and active.state.image.info.identity == layer.image_identity:
+            self.results_panel.show_result(self.as_shown(self.results.get(layer.image_identity)))
+
     def mask_threshold(self, result: InferenceResult) -> float:
         """The threshold the reader set on the result's mask layer (the model's default otherwise)."""
         for layer in self.stack.for_image(result.image_identity):
@@ -266,6 +285,8 @@ class AiDock(QtWidgets.QDockWidget):
                      if v.state is not None and v.state.image.info.identity == image_identity), None)
 
     def _on_layer_added(self, layer) -> None:
+        if layer.kind == MASK:  # the panel's "Segmented" line follows the threshold the reader sets
+            layer.changed.connect(lambda *_: self._on_mask_changed(layer))
         viewport = self._viewport_for(layer.image_identity)
         if viewport is not None:
             viewport.add_layer(layer, hidden=self.stack.all_hidden)
@@ -287,7 +308,7 @@ class AiDock(QtWidgets.QDockWidget):
         identity = state.image.info.identity
         self.layer_panel.show_layers(self.stack.for_image(identity))
         result = self.results.get(identity)
-        self.results_panel.show_result(result)
+        self.results_panel.show_result(self.as_shown(result))
         if result is not None and result.patches:
             from app.inference.visualize import patch_rgb
 

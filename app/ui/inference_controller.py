@@ -7,19 +7,25 @@ torch (through the engine) is loaded on the first run, not when the window opens
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from PySide6 import QtCore
 from superqt.utils import GeneratorWorker, thread_worker
 
 from app.core.cpu import usable_cores
+from app.core.errors import RadLensError
 from app.core.text import describe
-from app.inference.manifest import ModelManifest, ModelPackageError
+from app.inference.manifest import ModelManifest
 from app.inference.options import ExplainOptions
+from app.inference.registry import ModelRegistry
 
 if TYPE_CHECKING:
     from app.inference.runner import InferenceEngine
+
+log = logging.getLogger("radlens.inference")
 
 
 @contextmanager
@@ -46,18 +52,29 @@ def _core_left_for_ui(engine: InferenceEngine):
 
 
 @thread_worker(start_thread=False)
-def _inference_worker(engine: InferenceEngine, jobs: list, options: ExplainOptions):
-    """jobs: (series identity, LoadedImage, frame, ModelManifest); yields one outcome per job."""
-    from app.inference.runner import InferenceError
+def _inference_worker(engine: InferenceEngine, registry: ModelRegistry, jobs: list, preferred: ModelManifest | None,
+                      options: ExplainOptions):
+    """jobs: (series identity, LoadedImage, frame); each image's model is chosen by routing.choose_model
+    (the reader's `preferred` model where it fits); yields one outcome per job."""
+    from app.inference.routing import choose_model
 
-    for series_identity, image, frame, manifest in jobs:
+    for series_identity, image, frame in jobs:
+        name = "choosing a model"
         try:
             with _core_left_for_ui(engine):
-                outcome = ("result", series_identity, engine.run(manifest, image, frame, options))
-        except (InferenceError, ModelPackageError, ValueError) as error:
-            outcome = ("error", series_identity, f"{manifest.name}: {error}")
-        except Exception as error:  # superqt would drop a RuntimeError silently and the run would never end
-            outcome = ("error", series_identity, f"{manifest.name}: {describe(error)}")
+                route = choose_model(image, registry, lambda models: engine.guard_scores(models, image, frame),
+                                     preferred=preferred)
+                if route.model is None:
+                    outcome = ("error", series_identity, f"{image.info.label}: {route.reason}")
+                else:
+                    name = route.model.name
+                    result = replace(engine.run(route.model, image, frame, options), route=route.reason)
+                    outcome = ("result", series_identity, result)
+        except RadLensError as error:  # the model's, the package's, the device's: their own words
+            outcome = ("error", series_identity, f"{name}: {error}")
+        except Exception as error:  # a bug: named as one; superqt would drop it and the run would never end
+            log.debug("%s failed on %s", name, image.info.label, exc_info=True)
+            outcome = ("error", series_identity, f"{name} failed unexpectedly ({describe(error)}); see the log")
         yield outcome
 
 
@@ -91,12 +108,12 @@ class InferenceController(QtCore.QObject):
         self.cancel()
         self.device = device
 
-    def run(self, study_key: str, jobs: list[tuple[str, object, int, ModelManifest]],
-            options: ExplainOptions) -> None:
+    def run(self, study_key: str, jobs: list[tuple[str, object, int]], registry: ModelRegistry,
+            preferred: ModelManifest | None, options: ExplainOptions) -> None:
         self.cancel()
         self._generation += 1
         generation, total, done = self._generation, len(jobs), [0]
-        worker = _inference_worker(self.engine, jobs, options)
+        worker = _inference_worker(self.engine, registry, jobs, preferred, options)
 
         def on_outcome(outcome) -> None:
             if generation != self._generation:

@@ -16,6 +16,9 @@ class ResultsPanel(QtWidgets.QWidget):
         self._layout.setContentsMargins(4, 4, 4, 4)
         self.title = QtWidgets.QLabel()
         self.title.setWordWrap(True)
+        self.route = QtWidgets.QLabel()
+        self.route.setWordWrap(True)
+        self.route.setToolTip("Choose another model in the Model box above to override")
         self.note = QtWidgets.QLabel()
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #b36b00;")
@@ -32,7 +35,7 @@ class ResultsPanel(QtWidgets.QWidget):
         self.patch_view = QtWidgets.QLabel()
         self.patch_view.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.patch_view.setToolTip("The patch of the patch map, magnified; windowed like its view")
-        for widget in (self.title, self.note, self.bars, self.exam_table, self.patch_title, self.patch_view):
+        for widget in (self.title, self.route, self.note, self.bars, self.exam_table, self.patch_title, self.patch_view):
             self._layout.addWidget(widget)
         self._layout.addStretch(1)
         self.show_result(None)
@@ -57,9 +60,11 @@ class ResultsPanel(QtWidgets.QWidget):
             self.show_patch(None)
         if result is None:
             self.title.setText(message or "No result for this image yet.")
+            self.route.setText("")
             self.note.setText("")
             return
         self.title.setText(f"<b>{result.model_key}</b> on {result.device}")
+        self.route.setText(f"Why this model: {result.route}" if result.route else "")
         notes = [result.note] if result.note else []
         if result.out_of_distribution:
             notes.append(f"This image does not look like the images {result.model_key} was trained on "

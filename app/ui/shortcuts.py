@@ -21,6 +21,7 @@ SHORTCUTS = (
     Shortcut("flip_horizontal", "Shift+H", "Mirror the active view left-right (orientation markers follow)"),
     Shortcut("flip_vertical", "Shift+V", "Mirror the active view top-bottom (orientation markers follow)"),
     Shortcut("link", "L", "Link zoom, pan and window/level across viewports"),
+    Shortcut("grid", "G", "Arrange side-by-side images: square grid, one row, one column"),
     Shortcut("reset", "R", "Reset window/level, zoom and pan"),
     Shortcut("next_preset", "W", "Next window/level preset"),
     Shortcut("next_frame", "Down", "Next frame of a cine loop or series"),

@@ -11,7 +11,7 @@ import functools
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.core.display import downsample_for_display
+from app.core.display import downsample_for_display, drawable, drawable_transfer
 from app.core.layers import HEATMAP, MASK, PATCHES, OverlayLayer
 from app.core.viewport_state import Change, ViewportState
 
@@ -265,15 +265,14 @@ class ViewportWidget(QtWidgets.QFrame):
 
     def _draw_image(self) -> None:
         state = self.state
-        transfer = state.transfer()
-        self.image_item.setImage(state.image.frame(state.frame), autoLevels=False,
-                                 levels=transfer.levels, lut=transfer.lut)
+        pixels, transfer = drawable(state.image.frame(state.frame), state.transfer())
+        self.image_item.setImage(pixels, autoLevels=False, levels=transfer.levels, lut=transfer.lut)
         self.image_item.setTransform(self._reading_transform())
         with QtCore.QSignalBlocker(self.frame_slider):
             self.frame_slider.setValue(state.frame)
 
     def _apply_transfer(self) -> None:
-        transfer = self.state.transfer()
+        transfer = drawable_transfer(self.state.image.frame(self.state.frame).dtype, self.state.transfer())
         self.image_item.setLookupTable(transfer.lut, update=False)
         self.image_item.setLevels(transfer.levels)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from app.core.hanging import stored_chest_wall_side
 from app.core.image import LoadedImage
 from app.core.layers import Box
 from app.inference.glam.networks import LOCAL_STRIDE
@@ -44,8 +45,8 @@ def settings_for(image: LoadedImage, settings: GlamSettings) -> GlamSettings:
 
 def prepare_image(image: LoadedImage, settings: GlamSettings, frame: int = 0) -> PreparedView:
     pixels = view_pixels(image, frame)
-    laterality = image.info.laterality
-    right = laterality == "R" if laterality in ("R", "L") else chest_wall_on_right(pixels, settings.crop.background)
+    side = stored_chest_wall_side(image.info, image.frame(frame))  # as the hanging decides it
+    right = side == "right" if side else chest_wall_on_right(pixels, settings.crop.background)
     return prepare_view(pixels, right, image.info.view or "", settings)
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import csv
 import logging
-import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from app.core.errors import RadLensError
 from app.core.text import describe, printable
 from app.inference.glam.exam_list import read_exam_labels
-from app.inference.manifest import ModelManifest, ModelPackageError
+from app.inference.manifest import ModelManifest
 from app.inference.registry import ModelRegistry
-from app.inference.runner import InferenceEngine, InferenceError
+from app.inference.routing import choose_model
+from app.inference.runner import InferenceEngine
 from app.inference.visualize import result_picture
 from app.io.errors import LoadProblem
 from app.io.study_loader import decode_series, scan
@@ -36,7 +37,8 @@ class BatchReport:
 def predict_folder(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                    visualizations: bool = True, registry: ModelRegistry | None = None,
                    progress=None, exam_list: Path | None = None) -> BatchReport:
-    """Run the model on every readable image under `source`; unreadable ones are listed, not fatal.
+    """Run a model on every readable image under `source`: `model_name` when given, else the one
+    routing.choose_model picks per image; unreadable images, and those no model fits, are listed, not fatal.
 
     When every prediction comes from a GLAM model, predictions.csv has GLAM's own columns
     (image_index, benign_pred, malignant_pred, and the labels when `exam_list` gives them)."""
@@ -54,27 +56,17 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
     for done, item in enumerate(series, start=1):
         path = item.first.path
         relative = _relative(path, source)
-        model = chosen or registry.default_for(item.first.modality)
-        if model is None:
-            report.problems.append(LoadProblem(path, "no model for this modality; choose one with --model"))
-        else:
-            image, problems = decode_series(item)
-            report.problems += problems
-            if image is not None:
-                try:
-                    outcome = engine.run(model, image)
-                except (InferenceError, ModelPackageError, ValueError) as error:
-                    report.problems.append(LoadProblem(path, f"{model.name} could not run: {error}"))
-                except Exception as error:  # one image's surprise must not cost the others' rows
-                    log.debug("%s failed on %s", model.name, printable(str(path)), exc_info=True)
-                    report.problems.append(LoadProblem(path, f"{model.name} could not run ({describe(error)})"))
-                else:
-                    rows.append(_row(relative, model, outcome))
-                    if model.task == "glam":
-                        glam_rows.append(_glam_row(path, outcome, exam_labels))
-                    columns += [c for c in rows[-1] if c not in columns]
-                    _write_outputs(out, relative, image, outcome, visualizations)
-                    report.predicted += 1
+        image, problems = decode_series(item)
+        report.problems += problems
+        if image is not None:
+            model, outcome = _read(engine, registry, image, chosen, path, report)
+            if outcome is not None:
+                rows.append(_row(relative, model, outcome))
+                if model.task == "glam":
+                    glam_rows.append(_glam_row(path, outcome, exam_labels))
+                columns += [c for c in rows[-1] if c not in columns]
+                _write_outputs(out, relative, image, outcome, visualizations)
+                report.predicted += 1
         if progress:
             progress(done, len(series))
     if rows and len(glam_rows) == len(rows):
@@ -84,6 +76,28 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
         writer.writeheader()
         writer.writerows(rows)
     return report
+
+
+def _read(engine: InferenceEngine, registry: ModelRegistry, image, chosen: ModelManifest | None, path: Path,
+          report: BatchReport):
+    """(model, result) for one image, or (model or None, None) with the reason added to the report's problems."""
+    model = chosen
+    try:
+        route = choose_model(image, registry, lambda models: engine.guard_scores(models, image), forced=chosen)
+        model = route.model
+        if model is None:
+            report.problems.append(LoadProblem(path, route.reason))
+            return None, None
+        log.info("%s: %s", printable(str(path)), route.reason)
+        return model, replace(engine.run(model, image), route=route.reason)
+    except RadLensError as error:  # the model's, the package's, the device's: their own words
+        what = model.name if model else "choosing a model"
+        report.problems.append(LoadProblem(path, f"{what} could not run: {error}"))
+    except Exception as error:  # a bug; one image's surprise must not cost the others' rows
+        what = model.name if model else "choosing a model"
+        log.debug("%s failed on %s", what, printable(str(path)), exc_info=True)
+        report.problems.append(LoadProblem(path, f"{what} could not run ({describe(error)})"))
+    return model, None
 
 
 def _row(relative: str, model: ModelManifest, outcome) -> dict[str, str]:
@@ -138,12 +152,3 @@ def _relative(path: Path, source: Path) -> str:
     except ValueError:
         relative = path.name
     return printable(relative)
-
-
-def terminal_progress(done: int, total: int) -> None:
-    width = 30
-    filled = round(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()

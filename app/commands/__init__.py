@@ -1,0 +1,1 @@
+"""Commands run from the command line (`radlens predict`, ...): above the session, inference and loaders."""

@@ -1,0 +1,174 @@
+"""Actions, menus and toolbar of the main window, and the reading actions they run on the active viewport."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.core.hanging import GRIDS
+from app.core.text import printable
+from app.ui.shortcuts import MOUSE_HELP, SHORTCUTS, keys_for
+
+
+class WindowActions:
+    """Mixed into MainWindow (app/ui/main_window.py), whose widgets and loader it uses."""
+
+    def _build_actions(self) -> None:
+        handlers = {
+            "open_files": self.choose_files, "open_folder": self.choose_folder,
+            "fit": lambda: self._each(lambda s: s.fit()),
+            "one_to_one": lambda: self._each(lambda s: s.one_to_one()),
+            "invert": lambda: self._each(lambda s: s.set_invert(not s.invert)),
+            "flip_horizontal": lambda: self._each(lambda s: s.flip(horizontal=True)),
+            "flip_vertical": lambda: self._each(lambda s: s.flip(horizontal=False)),
+            "link": None, "reset": self.reset_view, "next_preset": self.next_preset,
+            "next_frame": lambda: self._each(lambda s: s.set_frame(s.frame + 1)),
+            "previous_frame": lambda: self._each(lambda s: s.set_frame(s.frame - 1)),
+            "next_study": lambda: self._step_study(1), "previous_study": lambda: self._step_study(-1),
+            "patient_name": None, "cancel": self.cancel_loading, "help": self.show_help, "quit": self.close,
+            "grid": self.next_grid, "run_ai": self.ai.run, "hide_overlays": None, "export_view": self.export_view,
+            "export_seg": self.export_segmentation,
+        }
+        self.actions: dict[str, QtGui.QAction] = {}
+        for shortcut in SHORTCUTS:
+            action = QtGui.QAction(shortcut.text, self)
+            action.setShortcut(QtGui.QKeySequence(shortcut.keys))
+            action.setShortcutContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            if handlers[shortcut.action] is not None:
+                action.triggered.connect(handlers[shortcut.action])
+            self.addAction(action)
+            self.actions[shortcut.action] = action
+        link = self.actions["link"]
+        link.setCheckable(True)
+        link.toggled.connect(self.study_view.set_link_enabled)
+        names = self.actions["patient_name"]
+        names.setCheckable(True)
+        names.setChecked(self.settings.show_patient_name())
+        names.toggled.connect(self._set_show_patient_name)
+        hide = self.actions["hide_overlays"]
+        hide.setCheckable(True)
+        hide.toggled.connect(self.ai.stack.set_all_hidden)
+        self.actions["fit"].setIconText("Fit")
+        self.actions["one_to_one"].setIconText("1:1")
+        self.actions["invert"].setIconText("Invert")
+        self.actions["link"].setIconText("Link")
+        self.actions["reset"].setIconText("Reset")
+        self.actions["open_files"].setIconText("Open")
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        file_menu.addAction(self.actions["open_files"])
+        file_menu.addAction(self.actions["open_folder"])
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addAction("Open &Demo Study", self.open_demo)
+        file_menu.addSeparator()
+        file_menu.addAction("&Import Model…", self.import_model)
+        file_menu.addSeparator()
+        file_menu.addAction(self.actions["export_view"])
+        file_menu.addAction(self.actions["export_seg"])
+        file_menu.addSeparator()
+        file_menu.addAction(self.actions["quit"])
+        view_menu = menu.addMenu("&View")
+        for name in ("fit", "one_to_one", "invert", "flip_horizontal", "flip_vertical", "reset", "next_preset", "link",
+                     "grid", "next_frame",
+                     "previous_frame", "next_study", "previous_study", "patient_name"):
+            view_menu.addAction(self.actions[name])
+        view_menu.addAction(self.side_dock.toggleViewAction())
+        ai_menu = menu.addMenu("&AI")
+        ai_menu.addAction(self.actions["run_ai"])
+        ai_menu.addAction(self.actions["hide_overlays"])
+        ai_menu.addAction(self.ai.toggleViewAction())
+        help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.actions["help"])
+        help_menu.addAction("&About RadLens", self.show_about)
+
+        toolbar = self.addToolBar("Reading")
+        toolbar.setObjectName("readingToolbar")
+        toolbar.setToolButtonStyle(QtCore.Qt.ToolButtonStyle.ToolButtonTextOnly)
+        toolbar.addAction(self.actions["open_files"])
+        toolbar.addSeparator()
+        for name in ("fit", "one_to_one", "invert", "link", "reset"):
+            toolbar.addAction(self.actions[name])
+        toolbar.addSeparator()
+        self.actions["run_ai"].setIconText("Run AI")
+        self.actions["hide_overlays"].setIconText("Hide AI")
+        toolbar.addAction(self.actions["run_ai"])
+        toolbar.addAction(self.actions["hide_overlays"])
+        toolbar.addSeparator()
+        toolbar.addWidget(QtWidgets.QLabel(" W/L "))
+        self.preset_box = QtWidgets.QComboBox()
+        self.preset_box.setMinimumWidth(140)
+        self.preset_box.setToolTip(f"Window/level presets of the active viewport ({keys_for('next_preset')})")
+        self.preset_box.activated.connect(lambda i: self._select_preset(self.preset_box.itemText(i)))
+        toolbar.addWidget(self.preset_box)
+
+    def _each(self, change) -> None:
+        for state in self.study_view.target_states():
+            change(state)
+
+    def reset_view(self) -> None:
+        for viewport in self.study_view.viewports:
+            if viewport.state is not None:
+                state = viewport.state
+                with state.changed.blocker():
+                    state.select_preset(state.presets[0].name)
+                    state.set_invert(False)
+                    state.reset_flips()
+                    state.fit()
+                viewport.bind(state)
+
+    def next_preset(self) -> None:
+        for state in self.study_view.target_states():
+            names = [p.name for p in state.presets]
+            index = names.index(state.preset_name) + 1 if state.preset_name in names else 0
+            self._select_preset(names[index % len(names)])
+
+    def _select_preset(self, name: str) -> None:
+        self._each(lambda s: s.select_preset(name))
+        self._on_active_viewport(self.study_view.active)
+
+    def _on_active_viewport(self, viewport) -> None:
+        self.preset_box.clear()
+        state = viewport.state if viewport is not None else None
+        if state is None:
+            return
+        self.preset_box.addItems([p.name for p in state.presets])
+        if state.preset_name:
+            self.preset_box.setCurrentText(state.preset_name)
+        else:
+            self.preset_box.setCurrentIndex(-1)
+
+    def next_grid(self) -> None:
+        """Side-by-side images: square grid, one row, one column, and round again."""
+        self.grid = GRIDS[(GRIDS.index(self.grid) + 1) % len(GRIDS)]
+        if self.current_study is not None and self.current_study.is_side_by_side:
+            self.show_study(self.current_study)
+        self.statusBar().showMessage(f"Side-by-side grid: {self.grid}", 3000)
+
+    def _set_show_patient_name(self, show: bool) -> None:
+        self.settings.set_show_patient_name(show)
+        self.study_view.set_show_patient_name(show)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        entries = self.settings.recent()
+        if not entries:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for paths in entries:
+            label = ", ".join(printable(p.name or str(p)) for p in paths[:3]) + ("…" if len(paths) > 3 else "")
+            action = self.recent_menu.addAction(label)
+            action.setToolTip("\n".join(map(str, paths)))
+            action.triggered.connect(lambda _=False, chosen=paths: self.open_paths(chosen))
+
+    def show_help(self) -> None:
+        rows = "".join(f"<tr><td><b>{s.keys}</b></td><td>{s.text}</td></tr>" for s in SHORTCUTS)
+        mouse = "".join(f"<tr><td><b>{k}</b></td><td>{t}</td></tr>" for k, t in MOUSE_HELP)
+        QtWidgets.QMessageBox.information(
+            self, "Keyboard and mouse",
+            f"<table cellspacing=6>{mouse}<tr><td colspan=2><hr></td></tr>{rows}</table>")
+
+    def show_about(self) -> None:
+        from app import __version__
+
+        QtWidgets.QMessageBox.about(self, "About RadLens",
+                                    f"RadLens {__version__}<br>For research use; not a medical device.")
