@@ -132,7 +132,8 @@ def import_model(path: Path) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     from app.core.text import printable
-    from app.inference.batch import predict_folder, terminal_progress
+    from app.inference.batch import predict_folder
+    from app.inference.progress import terminal_progress
 
     if not args.input.exists():
         print(f"radlens: no such file or folder: {args.input}", file=sys.stderr)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,10 +139,3 @@ def _relative(path: Path, source: Path) -> str:
     return printable(relative)
 
 
-def terminal_progress(done: int, total: int) -> None:
-    width = 30
-    filled = round(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()

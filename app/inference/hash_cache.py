@@ -10,7 +10,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from platformdirs import user_cache_dir
 
 CACHE_NAME = "verified-files.json"
 log = logging.getLogger("radlens.models")
@@ -41,6 +40,8 @@ def _stamp(path: Path) -> list[int] | None:
 
 
 def _cache_path() -> Path:
+    from platformdirs import user_cache_dir  # here, so that writing a package needs no more than torch
+
     return Path(user_cache_dir("RadLens", appauthor=False)) / CACHE_NAME
 
 

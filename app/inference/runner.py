@@ -97,10 +97,9 @@ class InferenceEngine:
                              ood_limit=guard.limit)
         return result
 
-    @staticmethod
-    def _glam(network, device: torch.device, manifest: ModelManifest, images: list[tuple[LoadedImage, int]]
+    def _glam(self, network, device: torch.device, manifest: ModelManifest, images: list[tuple[LoadedImage, int]]
               ) -> list[InferenceResult]:
-        from app.inference.glam.on_images import run_images
+        from app.inference.glam.on_images import calibrated_scores, run_images
         from app.inference.glam.pipeline import GlamSettings
 
         try:
@@ -108,14 +107,21 @@ class InferenceEngine:
         except (TypeError, ValueError) as error:
             raise ModelPackageError(manifest.folder, f"settings.glam: {error}") from error
         try:
-            outputs = run_images(network, images, settings, device)
+            with _pooled_output(network, manifest) as pooled:
+                outputs = run_images(network, images, settings, device)
         except ValueError as error:  # e.g. no breast found in an empty image
             raise InferenceError(str(error)) from error
+        temperature = manifest.settings.get("temperature")
+        distances = (self.feature_distribution(manifest).distance(torch.cat(pooled).cpu().numpy()) if pooled
+                     else [None] * len(images))
+        limit = self.feature_distribution(manifest).limit if pooled else None
         return [InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task="glam",
-                                classes=manifest.classes, device=str(device), probabilities=out.scores,
-                                note=manifest.warning,
+                                classes=manifest.classes, device=str(device),
+                                probabilities=calibrated_scores(out.scores, temperature),
+                                calibrated=temperature is not None, note=manifest.warning,
+                                ood_distance=None if distance is None else float(distance), ood_limit=limit,
                                 saliency=out.saliency, map_scale=out.map_scale, patches=(out.patch,))
-                for (image, _), out in zip(images, outputs)]
+                for (image, _), out, distance in zip(images, outputs, distances)]
 
     def feature_distribution(self, manifest: ModelManifest) -> FeatureDistribution:
         if manifest.key not in self._distributions:

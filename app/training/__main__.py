@@ -14,21 +14,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.inference.batch import terminal_progress
 from app.paths import install_root
-from app.training.classify import cross_validate, fold_figures, train_top
-from app.training.datasets import SHARED_DATASETS, list_samples
-from app.training.features import cached_features
-from app.training.metrics import fit_temperature
-from app.training.package import add_ood_guard, remeasure_latency, write_classifier, write_segmenter
-from app.training.recipes import PLANS
-from app.training.splits import stratified_group_folds
 
 SEGMENTATION = "us-breast-seg"
-GLAM = "mg-glam-mias"
+GLAM = "mg-glam-lite"  # its own options: `radlens train mg-glam-lite --help` (app/training/glam_lite_command.py)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [GLAM]:  # before anything else is imported: it runs without Qt, DICOM or platformdirs
+        from app.training.glam_lite_command import main as train_glam_lite
+
+        return train_glam_lite(argv[1:])
+    from app.training.recipes import PLANS
+
     parser = argparse.ArgumentParser(prog="radlens train", description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted([*PLANS, SEGMENTATION, GLAM]))
     parser.add_argument("--folds", type=int, default=5)
@@ -36,14 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=install_root() / "models")
     parser.add_argument("--latency-only", action="store_true",
                         help="only measure the CPU latency of the package in OUT again (on a quiet machine)")
-    parser.add_argument("--local-epochs", type=int, default=None, help=f"{GLAM}: epochs of the local network")
-    parser.add_argument("--all-folds", action="store_true",
-                        help=f"{GLAM}: also train the global network on the other four splits and report them")
     args = parser.parse_args(argv)
-    if args.model == GLAM:
-        from app.training.glam_command import train_glam
+    from app.inference.progress import terminal_progress
+    from app.training.classify import cross_validate, fold_figures, train_top
+    from app.training.datasets import SHARED_DATASETS, list_samples
+    from app.training.features import cached_features
+    from app.training.metrics import fit_temperature
+    from app.training.package import add_ood_guard, remeasure_latency, write_classifier
+    from app.training.splits import stratified_group_folds
 
-        return train_glam(args.out, args.epochs, args.local_epochs, args.all_folds)
     if args.model == SEGMENTATION:
         return train_segmentation(args.out, args.epochs)
     plan = PLANS[args.model]
@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def train_segmentation(out: Path, epochs: int | None) -> int:
-    from app.training.datasets import BUSI
+    from app.inference.progress import terminal_progress
+    from app.training.datasets import BUSI, list_samples
+    from app.training.package import write_segmenter
+    from app.training.splits import stratified_group_folds
     from app.training.segment import EPOCHS, encoder_maps, evaluate, pretrained_unet, train_decoder
 
     started = time.perf_counter()
