@@ -139,13 +139,14 @@ def train_glam_lite(out: Path, data: Path = MIAS, device_name: str = "auto", all
                      cache.subset(index) if cache is not None else None)
 
     trainings = FOLDS + 1 if all_folds else 1
-    if budget_minutes:  # time 2 epochs on a few batches, keep a quarter of what is left for the rest
-        probe = time.perf_counter()
+    if budget_minutes:  # time 2 epochs on a few batches after one to warm up; keep a quarter for the rest
         index = np.arange(min(len(cases), 4 * recipe.batch))
+        fit(new_network(imagenet, device), index, SEED, replace(recipe, epochs=1))
+        probe = time.perf_counter()
         fit(new_network(imagenet, device), index, SEED, replace(recipe, epochs=2))
         per_epoch = (time.perf_counter() - probe) / 2 * len(cases) / len(index)
         left = budget_minutes * 60 - (time.perf_counter() - started)
-        epochs = max(recipe.epochs // 3, min(recipe.epochs, int(0.75 * left / (trainings * per_epoch))))
+        epochs = max(1, recipe.epochs // 3, min(recipe.epochs, int(0.75 * left / (trainings * per_epoch))))
         print(f"time budget: about {per_epoch:.1f} s per epoch, {left:.0f} s left: {epochs} epochs")
         recipe = replace(recipe, epochs=epochs)
     held_out, losses = [], {}
