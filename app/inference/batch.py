@@ -53,7 +53,7 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
     for done, item in enumerate(series, start=1):
         path = item.first.path
         relative = _relative(path, source)
-        model = chosen or registry.default_for(item.first.modality)
+        model = chosen or registry.default_for_image(item.first)
         if model is None:
             report.problems.append(LoadProblem(path, "no model for this modality; choose one with --model"))
         else:

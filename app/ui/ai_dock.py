@@ -189,7 +189,7 @@ class AiDock(QtWidgets.QDockWidget):
             if state is None:
                 continue
             modality = state.image.info.modality
-            model = self.registry.default_for(modality)
+            model = self.registry.default_for_image(state.image.info)
             if model is None and chosen is not None and (not modality or chosen.matches(modality)):
                 model = chosen
             if model is None:
