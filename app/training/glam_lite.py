@@ -35,10 +35,10 @@ class Recipe:
     positive_weight: float = 4.0  # of lesion cells in the pixel loss
     lesion_patch_share: float = 0.6  # of steps where a view with a located lesion has its patch cut on it
     seed: int = 0
-    frozen_trunks: bool = False  # the reduced recipe for a CPU: stem and stages 1-5 of both trunks stay at
-    # ImageNet, and their features are computed once for `cached_copies` variants of every view (the first
-    # as it is, the others augmented); then only the global trunk's last stages and the heads are trained
-    cached_copies: int = 2
+    frozen_trunks: bool = False  # the reduced recipe for a CPU: both trunks stay at ImageNet, their features
+    # are computed once for `cached_copies` variants of every view (the first as it is, the others
+    # augmented), and only the heads (the maps' 1x1 and 3x3 layers) are trained
+    cached_copies: int = 1
 
     def describe(self) -> dict:
         return {"epochs": self.epochs, "batch": self.batch,
@@ -51,9 +51,9 @@ class Recipe:
                             f"{self.lesion_patch_share:.0%} of the steps for views with one, else where the global "
                             "saliency puts it"),
                 "seed": self.seed,
-                "trunks": (f"frozen through stage 5 (stride 16) at ImageNet, features cached for {self.cached_copies} "
-                           "variants of each view (the first unaugmented); global stages 6-7 and all heads trained"
-                           if self.frozen_trunks else "fine-tuned end to end")}
+                "trunks": (f"frozen at ImageNet, their features cached for {self.cached_copies} variant(s) of each view "
+                           "(the first unaugmented); only the heads trained" if self.frozen_trunks
+                           else "fine-tuned end to end")}
 
 
 @dataclass
@@ -193,7 +193,7 @@ class Batch:
     known: torch.Tensor
     targets: torch.Tensor
     windows: torch.Tensor | None = None
-    features: dict[int, torch.Tensor] | None = None  # strides 8 and 16 of the frozen trunk
+    features: dict[int, torch.Tensor] | None = None  # strides 8, 16 and 32 of the frozen trunk
 
 
 def step_loss(network: GlamLiteNetwork, batch: Batch, settings: GlamSettings, recipe: Recipe,
@@ -201,7 +201,7 @@ def step_loss(network: GlamLiteNetwork, batch: Batch, settings: GlamSettings, re
     x, masks, tissue = batch.windows, batch.masks, batch.tissue
     device = masks.device
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        features = network.global_network.encoder(x) if x is not None else {16: batch.features[16]}
+        features = network.global_network.encoder(x) if x is not None else batch.features
         logits = network.global_network.maps(features)
     logits = [m.float() for m in logits]
     cells = tissue if settings.tissue_only else torch.ones_like(tissue)
@@ -231,24 +231,25 @@ def step_loss(network: GlamLiteNetwork, batch: Batch, settings: GlamSettings, re
 
 @dataclass
 class FeatureCache:
-    """The frozen trunk's stride-8 and stride-16 features of `copies` variants of every view, with the
+    """The frozen trunk's stride-8, 16 and 32 features of `copies` variants of every view, with the
     variants' masks and tissue cells: (copies, N, ...) each."""
 
     f8: torch.Tensor
     f16: torch.Tensor
+    f32: torch.Tensor
     masks: torch.Tensor
     tissue: torch.Tensor
 
     def subset(self, index: np.ndarray) -> FeatureCache:
         pick = torch.as_tensor(index, device=self.f8.device)
-        return FeatureCache(*(t[:, pick] for t in (self.f8, self.f16, self.masks, self.tissue)))
+        return FeatureCache(*(t[:, pick] for t in (self.f8, self.f16, self.f32, self.masks, self.tissue)))
 
 
 def cache_features(network: GlamLiteNetwork, data: MiasTensors, copies: int, seed: int, progress=None,
                    chunk: int = 8) -> FeatureCache:
     generator = torch.Generator(device=data.windows.device).manual_seed(seed)
     encoder = network.global_network.encoder.eval()
-    parts: dict[str, list] = {"f8": [], "f16": [], "masks": [], "tissue": []}
+    parts: dict[str, list] = {"f8": [], "f16": [], "f32": [], "masks": [], "tissue": []}
     total, done = copies * -(-len(data.windows) // chunk), 0
     with torch.inference_mode():
         for copy_number in range(copies):
@@ -259,13 +260,14 @@ def cache_features(network: GlamLiteNetwork, data: MiasTensors, copies: int, see
                                     data.tissue[start:start + chunk])
                 if copy_number:
                     x, masks, tissue = augment(x, masks, tissue, generator)
-                features = encoder(x, through_16=True)
-                for key, value in (("f8", features[8]), ("f16", features[16]), ("masks", masks), ("tissue", tissue)):
+                features = encoder(x)
+                for key, value in (("f8", features[8]), ("f16", features[16]), ("f32", features[32]), ("masks", masks),
+                                   ("tissue", tissue)):
                     parts[key][-1].append(value.float())
                 done += 1
                 if progress:
                     progress(done, total)
-    return FeatureCache(*(torch.stack([torch.cat(c) for c in parts[k]]) for k in ("f8", "f16", "masks", "tissue")))
+    return FeatureCache(*(torch.stack([torch.cat(c) for c in parts[k]]) for k in ("f8", "f16", "f32", "masks", "tissue")))
 
 
 def train(network: GlamLiteNetwork, data: MiasTensors, settings: GlamSettings, recipe: Recipe, seed: int,
@@ -278,7 +280,7 @@ def train(network: GlamLiteNetwork, data: MiasTensors, settings: GlamSettings, r
     order_generator = torch.Generator().manual_seed(seed)
     frozen = set()
     if recipe.frozen_trunks:
-        frozen = {id(p) for p in (*network.global_network.encoder.frozen_through_16(),
+        frozen = {id(p) for p in (*network.global_network.encoder.parameters(),
                                   *network.detection_network.encoder.parameters())}
     for parameter in network.parameters():
         parameter.requires_grad_(id(parameter) not in frozen)
@@ -299,11 +301,9 @@ def train(network: GlamLiteNetwork, data: MiasTensors, settings: GlamSettings, r
         if isinstance(module, torch.nn.BatchNorm2d):
             module.momentum = 0.1  # the TF-style 0.01 of the trunks would barely move in a few hundred steps
     network.train()
-    if recipe.frozen_trunks:  # frozen parts keep ImageNet's batch statistics, as the cache was computed
-        encoder = network.global_network.encoder.trunk
-        for module in (encoder._conv_stem, encoder._bn0, *encoder._blocks[:encoder.stage_ends[4] + 1],
-                       network.detection_network.encoder):
-            module.eval()
+    if recipe.frozen_trunks:  # frozen trunks keep ImageNet's batch statistics, as the cache was computed
+        network.global_network.encoder.eval()
+        network.detection_network.encoder.eval()
     autocast = device.type == "cuda"
     losses, done = [], 0
     for _ in range(recipe.epochs):
@@ -317,7 +317,8 @@ def train(network: GlamLiteNetwork, data: MiasTensors, settings: GlamSettings, r
             else:
                 variant = torch.randint(0, cache.f8.shape[0], (len(pick),), generator=generator, device=device)
                 batch = Batch(cache.masks[variant, pick], cache.tissue[variant, pick], data.known[pick],
-                              data.targets[pick], features={8: cache.f8[variant, pick], 16: cache.f16[variant, pick]})
+                              data.targets[pick], features={8: cache.f8[variant, pick], 16: cache.f16[variant, pick],
+                                                            32: cache.f32[variant, pick]})
             loss = step_loss(network, batch, settings, recipe, generator, autocast)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

@@ -44,9 +44,8 @@ class LiteTrunk(nn.Module):
         self.channels = {8: self.trunk.feature_channels[2], 16: self.trunk.feature_channels[3],
                          32: self.trunk.feature_channels[4]}
 
-    def forward(self, x: torch.Tensor, through_16: bool = False) -> dict[int, torch.Tensor]:
-        """Feature maps by stride: 8 and 16, and 32 (the activated 1x1 head) when the trunk is full and
-        `through_16` is not set."""
+    def forward(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Feature maps by stride: 8 and 16, and 32 (the activated 1x1 head) when the trunk is full."""
         trunk = self.trunk
         end = trunk.stage_ends[4]
         out = {}
@@ -56,7 +55,7 @@ class LiteTrunk(nn.Module):
             if number == trunk.stage_ends[2]:
                 out[8] = x
         out[16] = x
-        if self.full and not through_16:
+        if self.full:
             out[32] = self.after_16(x)
         return out
 
@@ -66,12 +65,6 @@ class LiteTrunk(nn.Module):
         for block in trunk._blocks[trunk.stage_ends[4] + 1:]:
             x = block(x)
         return trunk._head_activation(trunk._bn1(trunk._conv_head(x)))
-
-    def frozen_through_16(self) -> list[nn.Parameter]:
-        """The parameters of the stem and stages 1-5 (the ones a frozen-trunk recipe keeps at ImageNet)."""
-        trunk = self.trunk
-        modules = [trunk._conv_stem, trunk._bn0, *trunk._blocks[:trunk.stage_ends[4] + 1]]
-        return [p for m in modules for p in m.parameters()]
 
     def load_imagenet(self, weights: Path) -> None:
         """Start from the ImageNet weights (efficientnet_pytorch names), the stem summed over its colours;
