@@ -263,7 +263,8 @@ def model_card(cases: list[MiasCase], recipe: Recipe, figures: dict, all_folds: 
                  "lesions_with_centre": sum(len(c.lesions) for c in cases),
                  "labels": ("image label (normal / benign / malignant) for the top-t pooled scores, and each lesion's "
                             "circle (centre and radius from rois.csv, at least 3.2 mm) in its class's map"),
-                 "copy": "compact copy made by --export-data (views resampled x0.5, 8-bit PNG)" if compact
+                 "copy": ("compact copy made by --export-data (views resampled x0.5, 8-bit JPEG quality 95); "
+                          "ImageNet weights as given by --imagenet") if compact
                  else "../shared/datasets/mias"},
         "supervision": ("lesion-supervised: besides GLAM's image-level loss every saliency map (global and local) "
                         "is trained pixel by pixel against the rendered lesion circles of its class, where the "
