@@ -169,7 +169,7 @@ def train_glam_lite(out: Path, data: Path = MIAS, device_name: str = "auto", all
         shipped, trained_on = network, np.flatnonzero(folds != 0)
     layer = ood_layer(shipped)
     if cache is not None:  # the guard's layer is frozen: its features are the cached unaugmented ones
-        features = cache.f16[0, torch.as_tensor(trained_on, device=device)].mean((2, 3)).cpu().numpy()
+        features = cache.f32[0, torch.as_tensor(trained_on, device=device)].mean((2, 3)).cpu().numpy()
     else:
         features = pooled_features(shipped, tensors.windows[trained_on], layer)
     guard = FeatureDistribution.fit(features)
@@ -303,8 +303,8 @@ def write_package(folder: Path, network: GlamLiteNetwork, temperature: list[floa
     folder.mkdir(parents=True, exist_ok=True)
     ood_sha = guard.save(folder / "ood.safetensors")
     card = {**card, "out_of_distribution_guard": (
-        f"pooled features of the global trunk's stride-16 stage ({layer}) of the {card['data']['images']} "
-        f"mini-MIAS windows, {guard.axes.shape[0]} principal axes; an image further than 99.5% of held-out "
+        f"pooled 1x1-head features of the global trunk ({layer}) of the {card['data']['images']} "
+        f"mini-MIAS training windows, {guard.axes.shape[0]} principal axes; an image further than 99.5% of held-out "
         "training windows (5-fold) is flagged: 'the result may not apply'")}
     manifest = {
         "name": NAME, "version": VERSION, "modality": ["MG"], "task": "glam", "classes": ["benign", "malignant"],

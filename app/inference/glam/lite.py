@@ -150,6 +150,8 @@ class GlamLiteNetwork(nn.Module):
         self.detection_network.encoder.load_imagenet(local_weights or global_weights)
 
 
-# the module whose pooled output feeds the out-of-distribution guard: the global trunk's stride-16 stage
 def ood_layer(network: GlamLiteNetwork) -> str:
-    return f"global_network.encoder.trunk._blocks.{network.global_network.encoder.trunk.stage_ends[4]}"
+    """The module whose pooled output feeds the out-of-distribution guard: the global trunk's 1x1 head
+    (1280 features). Measured on mg-glam-lite: it puts every breast ultrasound tried outside the limit,
+    the stride-4, 8 and 16 stages left about half of them inside."""
+    return "global_network.encoder.trunk._head_activation"
