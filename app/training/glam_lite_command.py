@@ -325,14 +325,16 @@ def write_package(folder: Path, network: GlamLiteNetwork, temperature: list[floa
 
 def remeasure_latency(folder: Path, source: Path = MIAS) -> dict:
     """CPU latency of one mini-MIAS view through the app's engine, into the card (run on the target machine)."""
-    from app.training.package import _update_manifest, latency_ms
-    from app.inference.manifest import read_manifest
+    from app.inference.manifest import MANIFEST_NAME, read_manifest
+    from app.training.package import latency_ms
 
     figures = latency_ms(read_manifest(folder), mias_cases(source)[0].path, repeats=5)
-    _update_manifest(folder, {}, {"cpu_latency_ms": {"per_view_median": figures["prediction"],
-                                                     "threads": torch.get_num_threads(),
-                                                     "note": "global + local network, fusion and the maps on the "
-                                                             "image grid, one mini-MIAS view"}})
+    path = Path(folder) / MANIFEST_NAME
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["card"]["cpu_latency_ms"] = {"per_view_median": figures["prediction"], "threads": torch.get_num_threads(),
+                                     "note": "global + local network, fusion and the maps on the image grid, one "
+                                             "mini-MIAS view"}
+    path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     return figures
 
 
