@@ -10,7 +10,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from platformdirs import user_cache_dir
 
 CACHE_NAME = "verified-files.json"
 log = logging.getLogger("radlens.models")
@@ -40,22 +39,32 @@ def _stamp(path: Path) -> list[int] | None:
     return [status.st_size, status.st_mtime_ns]
 
 
-def _cache_path() -> Path:
+def _cache_path() -> Path | None:
+    """None where platformdirs is not installed (a training machine): nothing is remembered there."""
+    try:
+        from platformdirs import user_cache_dir
+    except ImportError:
+        return None
     return Path(user_cache_dir("RadLens", appauthor=False)) / CACHE_NAME
 
 
 def _load() -> dict[str, list]:
+    path = _cache_path()
+    if path is None:
+        return {}
     try:
-        entries = json.loads(_cache_path().read_text(encoding="utf-8"))
+        entries = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return entries if isinstance(entries, dict) else {}
 
 
 def _remember(path: Path, sha256: str) -> None:
+    target = _cache_path()
+    if target is None:
+        return
     entries = _load()
     entries[str(path.resolve())] = [*(_stamp(path) or [0, 0]), sha256]
-    target = _cache_path()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False, encoding="utf-8") as handle:

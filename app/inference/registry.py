@@ -55,6 +55,11 @@ class ModelRegistry:
     def for_modality(self, modality: str) -> list[ModelManifest]:
         return [m for m in self.models if m.matches(modality)]
 
+    def default_for_image(self, info) -> ModelManifest | None:
+        """The default model for an image (`ImageInfo`): a mammogram without a Modality (named as a view)
+        gets the MG model."""
+        return self.default_for("MG" if info.is_mammogram else info.modality)
+
     def default_for(self, modality: str) -> ModelManifest | None:
         """The first model for the image's modality; None when the user must choose (e.g. PNG)."""
         matches = self.for_modality(modality) if modality else []

@@ -53,10 +53,13 @@ def choose_model(image: LoadedImage, registry: ModelRegistry, guards: GuardScore
     modality = image.info.modality
     if preferred is not None and (not modality or preferred.matches(modality)):
         return Route(preferred, FORCED, f"{preferred.name} was chosen in the AI panel.")
-    default = registry.default_for(modality)
-    if default is not None:
+    default = registry.default_for_image(image.info)
+    if default is not None and modality:
         return Route(default, MODALITY, f"The file's modality is {modality}; {default.name} is the model for "
                                          f"{modality} images.")
+    if default is not None:  # a PNG/JPEG named as a mammography view (R-CC, 0_L-MLO.png ...)
+        return Route(default, MODALITY, f"The file is named as a mammography view; {default.name} is the model "
+                                         "for MG images.")
     said = f"The file's modality ({modality}) is one no model reads" if modality else "The file names no modality"
     guarded = [m for m in registry.models if m.ood]
     if not guarded:

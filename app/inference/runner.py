@@ -177,7 +177,7 @@ class InferenceEngine:
                                note=manifest.warning,
                                calibrated="temperature" in manifest.settings)
         half = manifest.half_precision and device.type == "cuda"
-        with _pooled_output(network, manifest) as pooled:
+        with _pooled_output(network, manifest, on_own_network=manifest.ood.get("trunk") != TRUNK_NAME) as pooled:
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
                 if manifest.task == "segmentation":
                     result = self._segment(network, tensor, geometry, manifest, base)
@@ -187,7 +187,7 @@ class InferenceEngine:
             guard = self.feature_distribution(manifest)
             result = replace(result, ood_distance=float(guard.distance(pooled[0][0].cpu().numpy())[0]),
                              ood_limit=guard.limit)
-        return result
+        return self._with_trunk_guard(device, manifest, image, frame, result)
 
     def _with_trunk_guard(self, device: torch.device, manifest: ModelManifest, image: LoadedImage, frame: int,
                           result: InferenceResult) -> InferenceResult:
@@ -197,10 +197,9 @@ class InferenceEngine:
         score = self._guard_scores_on(device, [manifest], image, frame).get(manifest.key)
         return result if score is None else replace(result, ood_distance=score.distance, ood_limit=score.limit)
 
-    @staticmethod
-    def _glam(network, device: torch.device, manifest: ModelManifest, images: list[tuple[LoadedImage, int]]
+    def _glam(self, network, device: torch.device, manifest: ModelManifest, images: list[tuple[LoadedImage, int]]
               ) -> list[InferenceResult]:
-        from app.inference.glam.on_images import run_images
+        from app.inference.glam.on_images import calibrated_scores, run_images
         from app.inference.glam.pipeline import GlamSettings
 
         try:
@@ -208,14 +207,21 @@ class InferenceEngine:
         except (TypeError, ValueError) as error:
             raise ModelPackageError(manifest.folder, f"settings.glam: {error}") from error
         try:
-            outputs = run_images(network, images, settings, device)
+            with _pooled_output(network, manifest, on_own_network=manifest.ood.get("trunk") != TRUNK_NAME) as pooled:
+                outputs = run_images(network, images, settings, device)
         except ValueError as error:  # e.g. no breast found in an empty image
             raise InferenceError(str(error)) from error
+        temperature = manifest.settings.get("temperature")
+        distances = (self.feature_distribution(manifest).distance(torch.cat(pooled).cpu().numpy()) if pooled
+                     else [None] * len(images))
+        limit = self.feature_distribution(manifest).limit if pooled else None
         return [InferenceResult(image_identity=image.info.identity, model_key=manifest.key, task="glam",
-                                classes=manifest.classes, device=str(device), probabilities=out.scores,
-                                note=manifest.warning,
+                                classes=manifest.classes, device=str(device),
+                                probabilities=calibrated_scores(out.scores, temperature),
+                                calibrated=temperature is not None, note=manifest.warning,
+                                ood_distance=None if distance is None else float(distance), ood_limit=limit,
                                 saliency=out.saliency, map_scale=out.map_scale, patches=(out.patch,))
-                for (image, _), out in zip(images, outputs)]
+                for (image, _), out, distance in zip(images, outputs, distances)]
 
     def feature_distribution(self, manifest: ModelManifest) -> FeatureDistribution:
         if manifest.key not in self._distributions:
@@ -263,10 +269,12 @@ class InferenceEngine:
 
 
 @contextmanager
-def _pooled_output(network: torch.nn.Module, manifest: ModelManifest) -> Iterator[list[torch.Tensor]]:
-    """Collects the spatially pooled output of the manifest's OOD layer during the block (none without one)."""
+def _pooled_output(network: torch.nn.Module, manifest: ModelManifest, on_own_network: bool = True
+                   ) -> Iterator[list[torch.Tensor]]:
+    """Collects the spatially pooled output of the manifest's OOD layer during the block (none without one, or
+    when the guard reads the shared trunk instead of the package's network)."""
     pooled: list[torch.Tensor] = []
-    if not manifest.ood:
+    if not manifest.ood or not on_own_network:
         yield pooled
         return
     layer = dict(network.named_modules()).get(manifest.ood["layer"])

@@ -3,7 +3,8 @@
 The CNN models run in three steps that can also run apart, so the middle one can go to a GPU machine:
 `--pack-only DIR` decodes the images once into DIR (one .npz per data set), `--run-only DIR --data DIR` trains
 from those packs and leaves DIR/MODEL (weights, guard, run.json), `--from-run DIR` writes the package from it.
-Without these flags all three run here, one after the other.
+Without these flags all three run here, one after the other. `radlens train mg-glam-lite --help` lists the
+mammography model's own options.
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from app.paths import install_root
-from app.training.recipes import PLANS, SEGMENTATION
-
-GLAM = "mg-glam-mias"
+GLAM = "mg-glam-lite"
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == [GLAM]:  # before anything else is imported: it runs without Qt, DICOM or platformdirs
+        from app.training.glam_lite_command import main as train_glam_lite
+
+        return train_glam_lite(argv[1:])
+    from app.paths import install_root
+    from app.training.recipes import PLANS, SEGMENTATION
+
     parser = argparse.ArgumentParser(prog="radlens train", description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=sorted([*PLANS, SEGMENTATION, GLAM]))
     parser.add_argument("--out", type=Path, default=install_root() / "models")
@@ -33,14 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use the first N images per class (smoke test)")
     parser.add_argument("--latency-only", action="store_true",
                         help="only measure the CPU latency of the package in OUT again (on a quiet machine)")
-    parser.add_argument("--local-epochs", type=int, default=None, help=f"{GLAM}: epochs of the local network")
-    parser.add_argument("--all-folds", action="store_true",
-                        help=f"{GLAM}: also train the global network on the other four splits and report them")
     args = parser.parse_args(argv)
-    if args.model == GLAM:
-        from app.training.glam_command import train_glam
-
-        return train_glam(args.out, args.epochs, args.local_epochs, args.all_folds)
     from app.training.cnn_command import train_cnn
 
     try:

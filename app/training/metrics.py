@@ -1,6 +1,5 @@
-"""Figures for model cards: confusion matrix, per-class precision and recall, macro-F1, ECE, AUROC, Dice;
-per-fold means and sds of them.
-"""
+"""Figures for model cards: confusion matrix, per-class precision and recall, macro-F1, ECE (top-label and of
+one score), AUROC, Dice, temperatures; per-fold means and sds of them."""
 
 from __future__ import annotations
 
@@ -118,3 +117,33 @@ def fold_figures(logits: np.ndarray, labels: np.ndarray, folds: np.ndarray, clas
 def _mean_sd(values) -> dict[str, float]:
     values = np.asarray(values, float)
     return {"mean": round(float(values.mean()), 4), "sd": round(float(values.std(ddof=1)), 4)}
+
+
+def fit_binary_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T minimising the NLL of sigmoid(logits / T) (one score, binary labels)."""
+    import torch
+
+    values, targets = torch.as_tensor(logits, dtype=torch.float64), torch.as_tensor(labels, dtype=torch.float64)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(values / log_t.exp(), targets)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return float(log_t.detach().exp())
+
+
+def binary_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """ECE of one score: |observed rate - mean score| over equal-width score bins, weighted by their size."""
+    probabilities, labels = np.asarray(probabilities, float), np.asarray(labels, float)
+    which = np.clip((probabilities * bins).astype(int), 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            error += inside.mean() * abs(labels[inside].mean() - probabilities[inside].mean())
+    return float(error)

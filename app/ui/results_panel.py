@@ -86,7 +86,7 @@ class ResultsPanel(QtWidgets.QWidget):
                 label = QtWidgets.QLabel(f"<b>{name}</b>" if index == best else name)
                 self._bars.addRow(label, bar)
             self._bars.addRow(QtWidgets.QLabel(
-                "score per class (GLAM; not a calibrated probability)" if result.task == "glam"
+                "score per class (GLAM; not a calibrated probability)" if result.task == "glam" and not result.calibrated
                 else "probability, calibrated on held-out data" if result.calibrated
                 else "probability (this model is not calibrated)"))
         if result.mask is not None:

@@ -22,7 +22,7 @@ LOCAL_STRIDE = 4  # patch pixels per cell of the local map
 # 2944 x 1920 window the 7x7/2 convolution gives 1472 x 960 and the pool 735 x 479 (736 x 480 with
 # padding 1; the two grids meet again at 184 x 120 after stage 3, so no shape check sees the
 # difference, but every map and the selected patch do). Packages trained with padding 1
-# (mg-glam-mias) say so in their network spec: {"type": "glam", "stem_pool_padding": 1}.
+# (the retired mg-glam-mias was) say so in their network spec: {"type": "glam", "stem_pool_padding": 1}.
 OFFICIAL_STEM_POOL_PADDING = 0
 
 

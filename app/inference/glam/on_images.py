@@ -62,6 +62,16 @@ def on_image(output: ViewOutput, view: PreparedView, settings: GlamSettings) -> 
     return GlamOnImage(output.scores, maps, scale, patch)
 
 
+def calibrated_scores(scores: np.ndarray, temperature) -> np.ndarray:
+    """Each class's score with its temperature (a number, or one per class) applied to its logit; the
+    scores as they are when the package has none."""
+    if temperature is None:
+        return scores
+    p = np.clip(np.asarray(scores, np.float64), 1e-6, 1 - 1e-6)
+    logits = np.log(p / (1 - p)) / np.asarray(temperature, np.float64)
+    return (1 / (1 + np.exp(-logits))).astype(np.float32)
+
+
 def run_images(network, images: list[tuple[LoadedImage, int]], settings: GlamSettings,
                device: torch.device = torch.device("cpu")) -> list[GlamOnImage]:
     """Several views (e.g. one exam) through GLAM at once: one global batch, one local batch."""

@@ -11,7 +11,7 @@ from torch import nn
 from app.inference.networks.efficientnet_lite import VARIANTS, EfficientNetLite
 from app.inference.networks.unet import LiteUNet
 
-NETWORK_TYPES = ("efficientnet-lite", "efficientnet-lite-unet", "glam")
+NETWORK_TYPES = ("efficientnet-lite", "efficientnet-lite-unet", "glam", "glam-lite")
 
 
 def build_network(spec: dict[str, Any]) -> nn.Module:
@@ -22,6 +22,10 @@ def build_network(spec: dict[str, Any]) -> nn.Module:
 
         return GlamNetwork(stem_pool_padding=int(spec.get("stem_pool_padding", OFFICIAL_STEM_POOL_PADDING)))
     variant = spec.get("variant", "lite0")
+    if kind == "glam-lite":
+        from app.inference.glam.lite import GlamLiteNetwork
+
+        return GlamLiteNetwork(variant, spec.get("local_variant"))
     if variant not in VARIANTS:
         raise ValueError(f"network variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
     in_channels = int(spec.get("in_channels", 3))
