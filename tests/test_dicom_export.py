@@ -110,11 +110,11 @@ def test_findings_from_an_inference_result(study, tmp_path):
     from app.export.findings_sr import findings_from_result
     from app.inference.results import InferenceResult
 
-    result = InferenceResult("id", "mg-glam-mias@1", "classification", CLASSES, "cpu",
+    result = InferenceResult("id", "mg-glam-lite@1", "classification", CLASSES, "cpu",
                              probabilities=np.array([0.4, 0.6]), patches=(Box(3, 4, 10, 12),))
     item = findings_from_result(study[0], result)
     assert item == ImageFindings(study[0], CLASSES, (0.4, 0.6), patch=(3, 4, 10, 12))
-    out = write_findings_sr([item], tmp_path / "sr.dcm", model="mg-glam-mias", version="1")
+    out = write_findings_sr([item], tmp_path / "sr.dcm", model="mg-glam-lite", version="1")
     assert len(hd.sr.srread(out).content.get_planar_roi_measurement_groups()) == 1
     with pytest.raises(FindingsSrError, match="no class scores"):
         findings_from_result(study[0], InferenceResult("id", "seg@1", "segmentation", ("lesion",), "cpu"))

@@ -190,7 +190,7 @@ SAMPLES = {  # one image of each kind, named as the public data sets name them (
     "busi/benign/benign (1).png": "us-breast-cls",
     "brain_mri/Training/glioma_tumor/gg (1).jpg": "mr-brain-cls",
     "chest_xray/train/PNEUMONIA/person1_bacteria_1.jpeg": "cr-chest-cls",
-    "mias/images/mdb001.png": "mg-glam-mias",
+    "mias/images/mdb001.png": "mg-glam-lite",
 }
 
 
