@@ -187,7 +187,7 @@ class InferenceEngine:
             guard = self.feature_distribution(manifest)
             result = replace(result, ood_distance=float(guard.distance(pooled[0][0].cpu().numpy())[0]),
                              ood_limit=guard.limit)
-        return result
+        return self._with_trunk_guard(device, manifest, image, frame, result)
 
     def _with_trunk_guard(self, device: torch.device, manifest: ModelManifest, image: LoadedImage, frame: int,
                           result: InferenceResult) -> InferenceResult:
@@ -266,7 +266,7 @@ class InferenceEngine:
 def _pooled_output(network: torch.nn.Module, manifest: ModelManifest) -> Iterator[list[torch.Tensor]]:
     """Collects the spatially pooled output of the manifest's OOD layer during the block (none without one)."""
     pooled: list[torch.Tensor] = []
-    if not manifest.ood:
+    if not manifest.ood or manifest.ood.get("trunk"):  # a guard on the shared trunk: _with_trunk_guard scores it
         yield pooled
         return
     layer = dict(network.named_modules()).get(manifest.ood["layer"])
