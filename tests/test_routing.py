@@ -137,6 +137,13 @@ def test_trunk_guards_are_scored_from_one_shared_pass(tmp_path, monkeypatch):
     assert len(calls) == 1  # one trunk pass for both guards
     expected = guard.distance(pooled_layers(trunk, {"_blocks.14"}, probe, 0, TRUNK_INPUT)["_blocks.14"])[0]
     assert [scores[m.key].distance for m in manifests] == pytest.approx([expected, expected], rel=1e-5)
+    # a classifier or segmenter whose guard is declared on the trunk runs and carries that guard's score
+    result = engine.run(manifests[0], probe)
+    assert result.ood_distance == pytest.approx(expected, rel=1e-5) and result.ood_limit == pytest.approx(guard.limit)
+    seg = make_package(tmp_path, "trunk-seg", modality="US", task="segmentation")
+    seg = replace(seg, ood={"file": "ood.safetensors", "sha256": guard.save(seg.folder / "ood.safetensors"),
+                            "layer": "_blocks.14", "trunk": TRUNK_NAME})
+    assert engine.run(seg, probe).ood_distance == pytest.approx(expected, rel=1e-5)
     assert fingerprint(trunk.state_dict()) == TRUNK_SHA256  # the constant names these weights
     assert trunk_prefix(trunk, "_blocks.14") == "" and trunk_prefix(trunk, "_blocks.15") is None
     assert trunk_prefix(engine.network(manifests[0], __import__("torch").device("cpu")), "_blocks.14") is None

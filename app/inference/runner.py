@@ -177,7 +177,7 @@ class InferenceEngine:
                                note=manifest.warning,
                                calibrated="temperature" in manifest.settings)
         half = manifest.half_precision and device.type == "cuda"
-        with _pooled_output(network, manifest, on_own_network=manifest.ood.get("trunk") != TRUNK_NAME) as pooled:
+        with _pooled_output(network, manifest) as pooled:
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=half):
                 if manifest.task == "segmentation":
                     result = self._segment(network, tensor, geometry, manifest, base)
@@ -207,7 +207,7 @@ class InferenceEngine:
         except (TypeError, ValueError) as error:
             raise ModelPackageError(manifest.folder, f"settings.glam: {error}") from error
         try:
-            with _pooled_output(network, manifest, on_own_network=manifest.ood.get("trunk") != TRUNK_NAME) as pooled:
+            with _pooled_output(network, manifest) as pooled:
                 outputs = run_images(network, images, settings, device)
         except ValueError as error:  # e.g. no breast found in an empty image
             raise InferenceError(str(error)) from error
@@ -269,12 +269,11 @@ class InferenceEngine:
 
 
 @contextmanager
-def _pooled_output(network: torch.nn.Module, manifest: ModelManifest, on_own_network: bool = True
-                   ) -> Iterator[list[torch.Tensor]]:
+def _pooled_output(network: torch.nn.Module, manifest: ModelManifest) -> Iterator[list[torch.Tensor]]:
     """Collects the spatially pooled output of the manifest's OOD layer during the block (none without one, or
     when the guard reads the shared trunk instead of the package's network)."""
     pooled: list[torch.Tensor] = []
-    if not manifest.ood or not on_own_network:
+    if not manifest.ood or manifest.ood.get("trunk"):  # a guard on the shared trunk: _with_trunk_guard scores it
         yield pooled
         return
     layer = dict(network.named_modules()).get(manifest.ood["layer"])
