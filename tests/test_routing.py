@@ -51,6 +51,19 @@ def test_a_modality_picks_its_default_model_and_no_guard_is_asked(toy):
     assert score.asked == []
 
 
+def test_a_file_named_as_a_mammography_view_goes_to_the_mg_model_without_asking_a_guard(tmp_path):
+    from app.core.image import ImageInfo, LoadedImage
+
+    mg = make_package(tmp_path, "toy-mg", modality="MG", classes=("benign", "malignant"))
+    us = guarded(make_package(tmp_path, "toy-us2", modality="US"))
+    registry = ModelRegistry(models=[us, mg])
+    info = ImageInfo(path=Path("/exam/0_L-CC.png"), source_format="png", modality="", laterality="L", view="CC")
+    score = scorer({"toy-us2": 0.5})
+    route = choose_model(LoadedImage(info=info, frames=np.zeros((1, 8, 8), np.uint8)), registry, score)
+    assert (route.model.name, route.how) == ("toy-mg", MODALITY) and "mammography view" in route.reason
+    assert score.asked == []
+
+
 def test_no_modality_goes_to_the_model_it_resembles_most(toy):
     image = loaded(np.zeros((8, 8), np.uint8), modality="")
     route = choose_model(image, toy, scorer({"toy-us": 1.4, "toy-us-seg": 1.2, "toy-mr": 0.7}))

@@ -1,7 +1,8 @@
 """Which model reads an image: one rule, used by the window and by `radlens predict`.
 
 1. A model the reader forces (`--model`, or the model chosen in the AI panel where it fits the image).
-2. A DICOM modality picks its default model (the first package that claims the modality).
+2. A DICOM modality picks its default model (the first package that claims the modality); a PNG/JPEG
+   named as a mammography view (R-CC, 0_L-MLO.png ...) picks the MG model.
 3. An image without a modality any model claims (PNG, JPEG, secondary captures) goes to the model whose
    out-of-distribution guard says it resembles that model's training images (all guards scored from one
    shared trunk pass; see trunk.py); to the default model of that model's modality when that one
