@@ -113,3 +113,17 @@ def test_file_import_model_adds_it_to_the_ai_panel_or_says_why_not(glam_models, 
     (tmp_path / "other.pt").write_bytes(b"\x00")
     assert not main_window.import_model(tmp_path / "other.pt")
     assert warnings and "was not imported" in warnings[0]
+
+
+def test_the_panel_calls_glam_scores_calibrated_only_when_they_are(qtbot):
+    from app.inference.results import InferenceResult
+    from app.ui.results_panel import ResultsPanel
+
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    saliency = {"benign": np.zeros((4, 4), np.float32), "malignant": np.zeros((4, 4), np.float32)}
+    for calibrated in (True, False):
+        panel.show_result(InferenceResult("id", "glam@1", "glam", ("benign", "malignant"), "cpu",
+                                          probabilities=np.array([0.2, 0.1]), saliency=saliency,
+                                          calibrated=calibrated))
+        assert ("not calibrated" in panel.note.text()) is not calibrated

@@ -71,7 +71,8 @@ class ResultsPanel(QtWidgets.QWidget):
                          f"(distance {result.ood_distance:.1f}, limit {result.ood_limit:.1f}): the result may not apply.")
         if result.saliency:
             notes.append("Saliency maps show, per class, where the model found evidence (0 to 1); the patch map "
-                          "marks the region the local network re-read. Scores are not calibrated probabilities.")
+                         "marks the region the local network re-read."
+                         + ("" if result.calibrated else " Scores are not calibrated probabilities."))
         if result.heatmaps:
             notes.append("Heatmaps are relative (scaled to their own maximum): they show where the model "
                          "looked, not a probability.")
