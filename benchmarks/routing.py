@@ -70,7 +70,7 @@ def features(paths: list[Path], cache: Path, name: str) -> dict[str, np.ndarray]
 
 def route_all(registry, guards: dict[str, FeatureDistribution], feats: dict[str, np.ndarray], index) -> list[str]:
     """The name of the model chosen for each image (or '' for none)."""
-    stub = SimpleNamespace(info=SimpleNamespace(modality=""))
+    stub = SimpleNamespace(info=SimpleNamespace(modality="", is_mammogram=False))
     chosen = []
     for i in index:
         def scorer(models, i=i):
