@@ -65,13 +65,21 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T minimising the NLL of softmax(logits / T) (temperature scaling)."""
     import torch
 
-    values, targets = torch.as_tensor(logits, dtype=torch.float64), torch.as_tensor(labels)
+    targets = torch.as_tensor(labels)
+    return _fitted_temperature(logits, lambda scaled: torch.nn.functional.cross_entropy(scaled, targets))
+
+
+def _fitted_temperature(logits: np.ndarray, nll) -> float:
+    """The T minimising nll(logits / T), found by LBFGS on log T (so T stays positive)."""
+    import torch
+
+    values = torch.as_tensor(logits, dtype=torch.float64)
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
 
     def closure():
         optimiser.zero_grad()
-        loss = torch.nn.functional.cross_entropy(values / log_t.exp(), targets)
+        loss = nll(values / log_t.exp())
         loss.backward()
         return loss
 
@@ -123,18 +131,9 @@ def fit_binary_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T minimising the NLL of sigmoid(logits / T) (one score, binary labels)."""
     import torch
 
-    values, targets = torch.as_tensor(logits, dtype=torch.float64), torch.as_tensor(labels, dtype=torch.float64)
-    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=200)
-
-    def closure():
-        optimiser.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(values / log_t.exp(), targets)
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    return float(log_t.detach().exp())
+    targets = torch.as_tensor(labels, dtype=torch.float64)
+    return _fitted_temperature(logits, lambda scaled: torch.nn.functional.binary_cross_entropy_with_logits(
+        scaled, targets))
 
 
 def binary_ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
