@@ -16,6 +16,7 @@ from pydicom.sr.coding import Code
 from pydicom.sr.codedict import codes
 
 from app import __version__
+from app.export.files import save_whole
 
 SCHEME = "99RADLENS"  # private coding scheme for concepts DICOM has no code for
 UNITLESS = Code("1", "UCUM", "no units")
@@ -111,9 +112,4 @@ def write_findings_sr(findings: list[ImageFindings], out: Path, *, model: str, v
     except (ValueError, TypeError, AttributeError) as error:
         raise FindingsSrError(f"highdicom refused the report: {error}") from None
     sr.SoftwareVersions = __version__
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".part")
-    sr.save_as(partial, enforce_file_format=True)
-    partial.replace(out)
-    return out
+    return save_whole(sr, out)

@@ -11,6 +11,7 @@ import pydicom
 from pydicom.dataset import Dataset
 
 from app import __version__
+from app.export.files import save_whole
 
 LABEL = "AI VIEW - DERIVED - NOT THE ORIGINAL"
 SERIES_DESCRIPTION = "AI view with overlays (derived, not for diagnosis)"
@@ -78,9 +79,4 @@ def write_secondary_capture(source: Path, rgb: np.ndarray, out: Path, *, descrip
     reference = Dataset()
     reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID = ds.SOPClassUID, ds.SOPInstanceUID
     sc.SourceImageSequence = [reference]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".part")
-    sc.save_as(partial, enforce_file_format=True)
-    partial.replace(out)
-    return out
+    return save_whole(sc, out)
