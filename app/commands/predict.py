@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import csv
 import logging
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from app.commands.journal import ImageRecord, Journal, series_stamp
 from app.core.errors import RadLensError
+from app.core.image import LoadedImage
+from app.core.progress import ProgressReport
+from app.core.study import Series
 from app.core.text import describe, printable
 from app.inference.glam.exam_list import read_exam_labels
 from app.inference.manifest import ModelManifest
@@ -19,7 +25,7 @@ from app.inference.routing import choose_model
 from app.inference.runner import InferenceEngine
 from app.inference.visualize import result_picture
 from app.io.errors import LoadProblem
-from app.io.study_loader import decode_series, scan
+from app.io.study_loader import ScanResult, decode_series, scan
 
 
 log = logging.getLogger("radlens.predict")
@@ -32,50 +38,141 @@ PATCH_COLUMNS = ("patch_x", "patch_y", "patch_w", "patch_h")
 class BatchReport:
     predicted: int = 0
     problems: list[LoadProblem] = field(default_factory=list)
+    resumed: int = 0  # images whose results an earlier, stopped run of this OUTPUT had written
+    images: int = 0  # images (series) found
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """e.g. '394 image(s): 390 predicted (120 by an earlier run), 4 failed, 2.91 images/s over 1:32'."""
+        done_now = self.images - self.resumed
+        rate = f", {done_now / self.seconds:.2f} images/s over {_interval(self.seconds)}" if done_now and self.seconds else ""
+        resumed = f" ({self.resumed} by an earlier run)" if self.resumed else ""
+        return (f"{self.images} image(s): {self.predicted} predicted{resumed}, "
+                f"{self.images - self.predicted} not predicted{rate}")
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """What every image of a run is read with, and where its outputs go: what an engine's workers need."""
+
+    source: Path
+    out: Path
+    registry: ModelRegistry
+    chosen: ModelManifest | None
+    visualizations: bool
+    exam_labels: dict[str, tuple[int, int]]
+
+
+@dataclass
+class RunPlan:
+    """A run over the images found (in predictions.csv's order): those still to do, and the journal."""
+
+    job: PredictJob
+    series: list[Series]
+    keys: list[str]
+    todo: list[tuple[str, Series]]
+    journal: Journal
+    scan_problems: list[LoadProblem]
+    started: float = field(default_factory=time.monotonic)
 
 
 def predict_folder(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                    visualizations: bool = True, registry: ModelRegistry | None = None,
-                   progress=None, exam_list: Path | None = None) -> BatchReport:
+                   show_progress: bool = False, exam_list: Path | None = None) -> BatchReport:
     """Run a model on every readable image under `source`: `model_name` when given, else the one
     routing.choose_model picks per image; unreadable images, and those no model fits, are listed, not fatal.
+    The local engine: one process, images one after another. A stopped run resumes (journal.py).
 
     When every prediction comes from a GLAM model, predictions.csv has GLAM's own columns
     (image_index, benign_pred, malignant_pred, and the labels when `exam_list` gives them)."""
+    plan = plan_run(source, out, scan([source]), model_name=model_name, registry=registry,
+                    visualizations=visualizations, exam_list=exam_list)
+    engine = InferenceEngine(device)
+    with run_progress(plan, show_progress) as progress:
+        for key, item in plan.todo:
+            image, problems = decode_series(item)
+            record = predict_decoded(engine, plan.job, key, item, image, problems)
+            plan.journal.add(record)
+            progress(record)
+    return finish_run(plan)
+
+
+def plan_run(source: Path, out: Path, scanned: ScanResult, *, model_name: str | None, registry: ModelRegistry | None,
+             visualizations: bool, exam_list: Path | None) -> RunPlan:
+    """The images of `scanned` in predictions.csv's order, those an earlier run of `out` did not finish,
+    and the journal that records them (both engines start here)."""
     exam_labels = read_exam_labels(exam_list) if exam_list else {}
     registry = registry or ModelRegistry.discover()
     chosen = registry.get(model_name) if model_name else None
-    result = scan([source])
-    report = BatchReport(problems=list(result.problems))
-    series = [s for study in result.studies for s in study.series]
-    engine = InferenceEngine(device)
+    series = [s for study in scanned.studies for s in study.series]
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, str]] = []
-    glam_rows: list[dict[str, str]] = []
-    columns: list[str] = ["image", "model"]
-    for done, item in enumerate(series, start=1):
+    settings = {"model": model_name, "visualizations": visualizations,
+                "exam_list": sorted((k, list(v)) for k, v in exam_labels.items()),
+                "models": sorted([m.key, m.weights_sha256, m.ood.get("sha256", "")] for m in registry.models)}
+    journal = Journal(out, settings)
+    keys = [_relative(item.first.path, source) for item in series]
+    todo = [(key, item) for key, item in zip(keys, series) if journal.finished(key, series_stamp(item)) is None]
+    job = PredictJob(source, out, registry, chosen, visualizations, exam_labels)
+    return RunPlan(job, series, keys, todo, journal, list(scanned.problems))
+
+
+def predict_decoded(engine: InferenceEngine, job: PredictJob, key: str, item: Series, image: LoadedImage | None,
+                    problems: list[LoadProblem]) -> ImageRecord:
+    """One decoded image through its model: its mask and picture written, its rows and problems returned.
+    The one per-image path of both engines."""
+    report = BatchReport(problems=list(problems))
+    row = glam_row = None
+    if image is not None:
         path = item.first.path
-        relative = _relative(path, source)
-        image, problems = decode_series(item)
-        report.problems += problems
-        if image is not None:
-            model, outcome = _read(engine, registry, image, chosen, path, report)
-            if outcome is not None:
-                rows.append(_row(relative, model, outcome))
-                if model.task == "glam":
-                    glam_rows.append(_glam_row(path, outcome, exam_labels))
-                columns += [c for c in rows[-1] if c not in columns]
-                _write_outputs(out, relative, image, outcome, visualizations)
-                report.predicted += 1
-        if progress:
-            progress(done, len(series))
+        model, outcome = _read(engine, job.registry, image, job.chosen, path, report)
+        if outcome is not None:
+            row = _row(key, model, outcome)
+            if model.task == "glam":
+                glam_row = _glam_row(path, outcome, job.exam_labels)
+            _write_outputs(job.out, key, image, outcome, job.visualizations)
+    return ImageRecord(key, series_stamp(item), row, glam_row,
+                       tuple((str(p.path), p.reason) for p in report.problems))
+
+
+def finish_run(plan: RunPlan) -> BatchReport:
+    """predictions.csv from the journal, in the images' order (GLAM's columns when every row is GLAM's)."""
+    plan.journal.close()
+    records = [plan.journal.records[key] for key in plan.keys if key in plan.journal.records]
+    report = BatchReport(problems=list(plan.scan_problems), images=len(plan.series),
+                         resumed=len(plan.series) - len(plan.todo), seconds=time.monotonic() - plan.started)
+    rows = [r.row for r in records if r.row is not None]
+    glam_rows = [r.glam_row for r in records if r.glam_row is not None]
+    report.predicted = len(rows)
+    report.problems += [LoadProblem(Path(path), reason) for r in records for path, reason in r.problems]
+    columns: list[str] = ["image", "model"]
+    for row in rows:
+        columns += [c for c in row if c not in columns]
     if rows and len(glam_rows) == len(rows):
-        rows, columns = glam_rows, [*(GLAM_COLUMNS if exam_labels else GLAM_COLUMNS[:3]), *PATCH_COLUMNS]
-    with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
+        rows, columns = glam_rows, [*(GLAM_COLUMNS if plan.job.exam_labels else GLAM_COLUMNS[:3]), *PATCH_COLUMNS]
+    with open(plan.job.out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(rows)
     return report
+
+
+@contextmanager
+def run_progress(plan: RunPlan, show: bool):
+    """Progress of a run on stderr (images done, rate, time left, failures) when `show`; yields advance(record)."""
+    report = ProgressReport(len(plan.series), initial=len(plan.series) - len(plan.todo)) if show else None
+    failed = len(plan.scan_problems) + sum(1 for r in plan.journal.records.values() if r.row is None)
+
+    def advance(record: ImageRecord) -> None:
+        nonlocal failed
+        failed += record.row is None
+        if report:
+            report.update(report.done + 1, failed)
+
+    try:
+        yield advance
+    finally:
+        if report:
+            report.close()
 
 
 def _read(engine: InferenceEngine, registry: ModelRegistry, image, chosen: ModelManifest | None, path: Path,
@@ -152,3 +249,8 @@ def _relative(path: Path, source: Path) -> str:
     except ValueError:
         relative = path.name
     return printable(relative)
+
+
+def _interval(seconds: float) -> str:
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"

@@ -1,0 +1,101 @@
+"""Resumable predict runs: one line per finished image in OUTPUT/.radlens-predict.jsonl, for both engines.
+
+A line is appended (and flushed) once an image's mask and picture are written, whatever the outcome (a
+file that failed is finished too: it is listed again, not read again). A run that is stopped or killed
+restarts where it was: images with a line whose files are unchanged (size and modification time) are
+not read again, and predictions.csv is assembled from the lines. The first line holds the run's
+settings (model, pictures, exam list, the installed models' weights); other settings start afresh.
+A last line cut short by a crash is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.study import Series
+
+JOURNAL_NAME = ".radlens-predict.jsonl"
+log = logging.getLogger("radlens.predict")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One finished image: its predictions.csv row (None when it failed), GLAM's row, what went wrong."""
+
+    key: str  # the image's name in every output (relative to INPUT)
+    stamp: str  # its files' sizes and modification times
+    row: dict[str, str] | None = None
+    glam_row: dict[str, str] | None = None
+    problems: tuple[tuple[str, str], ...] = ()  # (path, reason)
+
+    def to_json(self) -> str:
+        return json.dumps({"key": self.key, "stamp": self.stamp, "row": self.row, "glam_row": self.glam_row,
+                           "problems": [list(p) for p in self.problems]})
+
+    @classmethod
+    def from_json(cls, text: str) -> ImageRecord:
+        raw = json.loads(text)
+        return cls(raw["key"], raw["stamp"], raw["row"], raw["glam_row"], tuple(tuple(p) for p in raw["problems"]))
+
+
+def series_stamp(series: Series) -> str:
+    """Sizes and modification times of a series' files: a file replaced since is read again."""
+    parts = []
+    for info in series.images:
+        try:
+            status = info.path.stat()
+            parts.append(f"{status.st_size}:{status.st_mtime_ns}")
+        except OSError:
+            parts.append("-")
+    return "|".join(parts)
+
+
+class Journal:
+    """The finished images of this OUTPUT folder's run; `add` appends one as soon as it is done."""
+
+    def __init__(self, out: Path, settings: dict) -> None:
+        self.path = out / JOURNAL_NAME
+        self.settings = json.loads(json.dumps(settings))  # as it reads back
+        self.records: dict[str, ImageRecord] = {}
+        self.started_afresh = False
+        if self.path.is_file():
+            self._read()
+        if not self.records:
+            self.path.write_text(json.dumps({"settings": self.settings}) + "\n", encoding="utf-8")
+        self._handle = open(self.path, "a", encoding="utf-8")
+
+    def finished(self, key: str, stamp: str) -> ImageRecord | None:
+        record = self.records.get(key)
+        return record if record is not None and record.stamp == stamp else None
+
+    def add(self, record: ImageRecord) -> None:
+        self.records[record.key] = record
+        self._handle.write(record.to_json() + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self._handle.close()
+
+    def _read(self) -> None:
+        with open(self.path, encoding="utf-8", errors="surrogateescape") as handle:
+            lines = handle.read().split("\n")
+        try:
+            settings = json.loads(lines[0]).get("settings")
+        except (ValueError, AttributeError):
+            settings = None
+        if settings != self.settings:
+            log.info("%s was written with other settings; starting afresh", self.path)
+            self.started_afresh = True
+            return
+        for line in lines[1:]:
+            try:
+                record = ImageRecord.from_json(line)
+            except (ValueError, KeyError, TypeError):
+                continue  # the empty tail, or a line cut short by a crash
+            self.records[record.key] = record
