@@ -1,0 +1,199 @@
+"""Re-reading archives: `predict --engine ray` gives the local engine's outputs, runs resume, progress suits logs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from app.commands.journal import JOURNAL_NAME
+from app.commands.predict import predict_folder
+from app.core.progress import ProgressReport
+from app.inference.registry import ModelRegistry
+from tests.dicom_factory import write_dicom
+from tests.model_factory import make_glam_package, make_package
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One small Ray for this module's tests (2 CPUs, no dashboard), running this checkout's code."""
+    ray = pytest.importorskip("ray")
+    from app.commands.ray_engine import worker_code
+
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
+             runtime_env=worker_code())
+    yield ray
+    ray.shutdown()
+
+
+def mixed_folder(root: Path) -> tuple[Path, ModelRegistry]:
+    """US images to a classifier, an MR stack of three slices to a segmenter, a PNG no model claims,
+    a broken file, a file whose name is not UTF-8."""
+    make_package(root / "models", "toy-cls", modality="US")
+    make_package(root / "models", "toy-seg", task="segmentation", modality="MR")
+    source = root / "in"
+    rng = np.random.default_rng(0)
+    for name in ("us-1.dcm", "deep/us-2.dcm"):
+        write_dicom(source / name, rng.integers(0, 255, (50, 70), np.uint8), Modality="US")
+    for slice_number in range(3):
+        write_dicom(source / "mr" / f"slice-{slice_number}.dcm", rng.integers(0, 4000, (40, 40), np.uint16),
+                    Modality="MR", StudyInstanceUID="1.2.3", SeriesInstanceUID="1.2.3.4",
+                    InstanceNumber=slice_number + 1)
+    cv2.imwrite(str(source / "photo.png"), rng.integers(0, 255, (30, 30), np.uint8))
+    (source / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00" * 9)
+    return source, ModelRegistry.discover([root / "models"])
+
+
+def outputs(folder: Path) -> dict[str, bytes]:
+    """Every output file by name, the journal and the Parquet copy left out."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in (JOURNAL_NAME, "predictions.parquet")}
+
+
+def reasons(report) -> list[tuple[str, str]]:
+    return sorted((p.path.name, p.reason) for p in report.problems)
+
+
+# ---- the Ray engine ----------------------------------------------------------------------------------
+def test_ray_and_local_engines_write_identical_outputs(ray_session, tmp_path):
+    from app.commands.ray_engine import predict_folder_ray
+
+    source, registry = mixed_folder(tmp_path)
+    local = predict_folder(source, tmp_path / "local", device="cpu", registry=registry)
+    on_ray = predict_folder_ray(source, tmp_path / "ray", device="cpu", registry=registry)
+    expected = outputs(tmp_path / "local")
+    assert {"masks/mr/slice-0.png", "visualizations/us-1.dcm".replace(".dcm", ".png")} <= set(expected)
+    assert outputs(tmp_path / "ray") == expected
+    assert (on_ray.predicted, on_ray.images, reasons(on_ray)) == (local.predicted, local.images, reasons(local))
+    assert local.predicted == 3 and {name for name, _ in reasons(local)} == {"photo.png", "broken.dcm"}
+    import pyarrow.parquet
+
+    table = pyarrow.parquet.read_table(tmp_path / "ray" / "predictions.parquet").to_pylist()
+    rows = list(csv.DictReader((tmp_path / "ray" / "predictions.csv").open(encoding="utf-8")))
+    assert [r["image"] for r in table] == [r["image"] for r in rows]
+    assert [round(r["p_lesion"] or -1, 6) for r in table] == [float(r["p_lesion"] or -1) for r in rows]
+
+
+def test_ray_writes_glams_csv_like_the_local_engine(ray_session, tmp_path):
+    from app.commands.ray_engine import predict_folder_ray
+    from tests.test_glam_app import write_exam
+
+    make_glam_package(tmp_path / "models", "toy-glam", modality=["MG", "OT"])
+    registry = ModelRegistry.discover([tmp_path / "models"])
+    source = write_exam(tmp_path / "in")
+    predict_folder(source, tmp_path / "local", model_name="toy-glam", device="cpu", registry=registry)
+    predict_folder_ray(source, tmp_path / "ray", model_name="toy-glam", device="cpu", registry=registry)
+    assert outputs(tmp_path / "ray") == outputs(tmp_path / "local")
+    header = (tmp_path / "ray" / "predictions.csv").read_text().splitlines()[0]
+    assert header == "image_index,benign_pred,malignant_pred,patch_x,patch_y,patch_w,patch_h"
+
+
+# ---- resuming ----------------------------------------------------------------------------------------
+def slow_folder(root: Path, count: int) -> Path:
+    """`count` images large enough (900 x 900) that a run takes a few seconds."""
+    make_package(root / "models", "toy-seg", task="segmentation")
+    source = root / "in"
+    source.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for index in range(count):
+        cv2.imwrite(str(source / f"{index:03d}.png"), rng.integers(0, 255, (900, 900), np.uint8))
+    return source
+
+
+def finished_lines(out: Path) -> int:
+    journal = out / JOURNAL_NAME
+    return max(0, len(journal.read_text().splitlines()) - 1) if journal.is_file() else 0
+
+
+def kill_half_way(command: list[str], out: Path, total: int, env: dict) -> int:
+    """Start `command`, SIGKILL its process group once some but not all images are finished; how many were."""
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 240
+    try:
+        while finished_lines(out) < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    done = finished_lines(out)
+    assert 0 < done < total, f"the run was not stopped half way ({done} of {total} finished)"
+    return done
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_killed_run_restarts_where_it_was(engine, tmp_path):
+    if engine == "ray":
+        pytest.importorskip("ray")
+    total = 16
+    source = slow_folder(tmp_path, total)
+    env = {**os.environ, "RADLENS_MODEL_PATH": str(tmp_path / "models"), "QT_QPA_PLATFORM": "offscreen"}
+    command = [sys.executable, "-m", "app", "predict", str(source), str(tmp_path / "out"), "--model", "toy-seg",
+               "--device", "cpu", "--engine", engine]
+    killed_after = kill_half_way(command, tmp_path / "out", total, env)
+    again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    resumed = int(re.search(r"\((\d+) by an earlier run\)", again.stdout).group(1))
+    assert resumed >= killed_after, again.stdout  # finished images were not read again
+    whole = predict_folder(source, tmp_path / "whole", model_name="toy-seg", device="cpu",
+                           registry=ModelRegistry.discover([tmp_path / "models"]))
+    assert whole.predicted == total and outputs(tmp_path / "out") == outputs(tmp_path / "whole")
+
+
+def test_a_changed_file_or_other_settings_are_read_again(tmp_path):
+    source, registry = mixed_folder(tmp_path)
+    first = predict_folder(source, tmp_path / "out", device="cpu", registry=registry, visualizations=False)
+    assert first.resumed == 0
+    write_dicom(source / "us-1.dcm", np.full((50, 70), 7, np.uint8), Modality="US")
+    again = predict_folder(source, tmp_path / "out", device="cpu", registry=registry, visualizations=False)
+    assert again.resumed == again.images - 1 and again.predicted == first.predicted
+    assert reasons(again) == reasons(first)  # failed files are listed again, from the journal
+    pictures = predict_folder(source, tmp_path / "out", device="cpu", registry=registry, visualizations=True)
+    assert pictures.resumed == 0 and (tmp_path / "out" / "visualizations" / "us-1.png").is_file()
+
+
+# ---- progress ----------------------------------------------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_in_a_log_is_a_plain_line_every_few_percent_or_minute():
+    stream, clock = io.StringIO(), Clock()
+    with ProgressReport(394, stream=stream, clock=clock) as progress:
+        for done in range(1, 395):
+            clock.now += 0.5
+            progress.update(done, failed=done // 100)
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue() and 20 <= len(lines) <= 21, lines
+    assert lines[0] == "images: 19/394 (5%), 2.00 images/s, 03:07 left, 0 failed"
+    assert lines[-1] == "images: 394/394 (100%), 2.00 images/s, 03:17 elapsed, 3 failed"
+    slow, clock = io.StringIO(), Clock()
+    with ProgressReport(100_000, initial=40_000, stream=slow, clock=clock) as progress:
+        for done in range(40_001, 40_011):
+            clock.now += 30
+            progress.update(done)
+    assert slow.getvalue().splitlines()[0].startswith("images: 40002/100000 (40%), 40000 from the earlier run,")
+    assert len(slow.getvalue().splitlines()) == 5  # one a minute (the last update was one of them)
+
+
+def test_the_desktop_app_and_the_local_engine_never_load_ray(tmp_path):
+    code = ("import sys; import app.cli, app.commands.predict, app.ui.main_window; "
+            "sys.exit(1 if {'ray', 'pyarrow'} & set(m.split('.')[0] for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+                          ).returncode == 0
