@@ -14,6 +14,8 @@ object store; besides that each decoding task holds one image and each actor one
 
 from __future__ import annotations
 
+# app.commands.predict (and torch with it) is imported where it is used: the tasks that read headers
+# and decode import this module, and stay light without it.
 import logging
 import os
 import pickle
@@ -27,7 +29,6 @@ from ray.data.context import DataContext
 
 import app
 from app.commands.journal import ImageRecord
-from app.commands.predict import BatchReport, PredictJob, finish_run, plan_run, predict_decoded, run_progress
 from app.core.study import group_into_studies
 from app.io.errors import LoadProblem, StudyLoadError
 from app.io.study_loader import ScanResult, collect_files, decode_series, read_info
@@ -43,11 +44,13 @@ HEADER_BATCH = 64
 def predict_folder_ray(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                        visualizations: bool = True, registry=None, show_progress: bool = False,
                        exam_list: Path | None = None, address: str | None = None, workers: int | None = None,
-                       gpus_per_actor: float | None = None, memory_mb: int | None = None) -> BatchReport:
+                       gpus_per_actor: float | None = None, memory_mb: int | None = None):
     """predict.predict_folder's run on Ray: the same predictions.csv, masks and pictures, plus
     predictions.parquet. Joins the Ray at `address`, else one already started in this process, else
     starts one on this machine for the run (and stops it after). A Ray started by the caller must run this
-    code in its workers (`ray.init(runtime_env=worker_code())`)."""
+    code in its workers (`ray.init(runtime_env=worker_code())`). Returns predict.BatchReport."""
+    from app.commands.predict import finish_run, plan_run, run_progress
+
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False,
@@ -75,10 +78,10 @@ def predict_folder_ray(source: Path, out: Path, *, model_name: str | None = None
             ray.shutdown()
 
 
-def _pipeline(job: PredictJob, todo, device: str, gpus: float, actors: int) -> ray.data.Dataset:
+def _pipeline(job, todo, device: str, gpus: float, actors: int) -> ray.data.Dataset:
     items = [{"key": key, "series": pickle.dumps(item)} for key, item in todo]
     dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    decoded = dataset.map(_decode, num_cpus=DECODE_CPUS)
+    decoded = dataset.map(_decode, num_cpus=DECODE_CPUS, concurrency=max(2, actors))
     return decoded.map_batches(
         _Predictor, batch_size=1, num_cpus=ACTOR_CPUS, num_gpus=gpus,
         compute=ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
@@ -95,7 +98,7 @@ def _decode(row: dict) -> dict:
 class _Predictor:
     """A Ray actor: its models loaded once (the inference engine keeps them), images read one at a time."""
 
-    def __init__(self, job: PredictJob, device: str) -> None:
+    def __init__(self, job, device: str) -> None:
         import torch
 
         from app.inference.runner import InferenceEngine
@@ -105,6 +108,8 @@ class _Predictor:
         self.engine = InferenceEngine(device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
+        from app.commands.predict import predict_decoded
+
         records = []
         for key, series, image, problems in zip(batch["key"], batch["series"], batch["image"], batch["problems"]):
             record = predict_decoded(self.engine, self.job, str(key), pickle.loads(series),
