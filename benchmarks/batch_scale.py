@@ -4,11 +4,12 @@ Two sets from ../shared/datasets, read through the shipped models:
   ultrasound  N BUSI images (masks left out) with us-breast-cls, pictures written (predict's default)
   mammograms  the GLAM sample exam's four 16-bit views, copied K times, with mg-glam-lite
 
-For each set and engine: a run on 1 image (start-up: Ray, actors, models) and a run on all of them; the
-cost per image is the difference over the extra images, so start-up is separated from the steady rate.
-Ray's overhead per image is its 1-actor cost less the local engine's at one torch thread. Stage costs
+For each set and engine: start-up (Ray, actors, models: until the first image is done), then the steady
+cost per image (first to last image done): wall time, and CPU seconds of every process of the run (this
+one and Ray's), which is what sizes a cluster. Ray's overhead per image is its 1-actor CPU cost less the
+local engine's at one torch thread. Stage costs
 (header, decode, the pickle that carries a decoded image between Ray's stages, model with outputs) are
-measured in this process, one thread, for docs/scale.md. Peak memory: all processes of the run (RSS).
+measured in this process, one thread, for docs/scale.md. Peak memory: all processes of the run (PSS).
 Usage: python benchmarks/batch_scale.py [--images 240] [--exams 6]
 """
 
@@ -30,6 +31,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from app.commands.journal import Journal  # noqa: E402
 from app.commands.predict import plan_run, predict_decoded, predict_folder  # noqa: E402
 from app.commands.ray_engine import predict_folder_ray  # noqa: E402
 from app.inference.registry import ModelRegistry  # noqa: E402
@@ -39,29 +41,55 @@ from app.io.study_loader import decode_series, read_info, scan  # noqa: E402
 DATA = ROOT.parent / "shared" / "datasets"
 
 
-class PeakMemory:
-    """Highest summed RSS of this process and its descendants (Ray's workers included), sampled 5x a second."""
+class Watch:
+    """The run's processes (this one and its descendants: Ray's included): peak memory (PSS, so shared
+    pages count once), sampled twice a second, and CPU seconds when each image is journalled."""
 
     def __init__(self) -> None:
-        self.peak, self._stop = 0, threading.Event()
+        self.peak, self.stamps, self.cpu = 0, [], []
+        self._cpu_by_pid: dict[int, float] = {}
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._add = Journal.add
+
+    def processes(self) -> list[psutil.Process]:
+        me = psutil.Process()
+        return [me, *me.children(recursive=True)]
+
+    def cpu_seconds(self) -> float:
+        for process in self.processes():
+            try:
+                times = process.cpu_times()
+                self._cpu_by_pid[process.pid] = times.user + times.system
+            except psutil.Error:
+                pass
+        return sum(self._cpu_by_pid.values())
 
     def _watch(self) -> None:
-        me = psutil.Process()
-        while not self._stop.wait(0.2):
+        while not self._stop.wait(0.5):
             total = 0
-            for process in [me, *me.children(recursive=True)]:
+            for process in self.processes():
                 try:
-                    total += process.memory_info().rss
+                    total += process.memory_full_info().pss
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> Watch:
+        watch = self
+
+        def add(journal, record):
+            watch._add(journal, record)
+            watch.stamps.append(time.perf_counter())
+            watch.cpu.append(watch.cpu_seconds())
+
+        Journal.add = add
+        self.started, self.cpu_at_start = time.perf_counter(), self.cpu_seconds()
         self._thread.start()
         return self
 
     def __exit__(self, *_exc) -> None:
+        Journal.add = self._add
         self._stop.set()
         self._thread.join()
 
@@ -108,42 +136,34 @@ def stage_costs(source: Path, model: str, registry: ModelRegistry, sample: int =
     return {**{k: statistics.median(v) for k, v in timings.items()}, "mb": statistics.median(sizes)}
 
 
-def timed(run) -> tuple[float, float]:
-    with PeakMemory() as memory:
-        started = time.perf_counter()
-        report = run()
-        seconds = time.perf_counter() - started
-    assert report.predicted == report.images, report.problems[:3]
-    return seconds, memory.peak / 2**30
-
-
 def engines(source: Path, model: str, registry: ModelRegistry, work: Path) -> dict[str, dict[str, float]]:
-    one = work / "one"
-    one.mkdir()
-    first = sorted(p for p in source.iterdir())[0]
-    (one / first.name).symlink_to(first.resolve())
-    count = len(list(source.iterdir()))
+    """Each engine on all images: start-up (to the first image done), then the steady cost per image from
+    the first to the last image done: wall time, and CPU seconds of all the run's processes."""
     runs = {
-        "local, 2 torch threads": lambda src, out: predict_folder(src, out, model_name=model, device="cpu",
-                                                                  registry=registry),
-        "local, 1 torch thread": lambda src, out: predict_folder(src, out, model_name=model, device="cpu",
-                                                                 registry=registry),
-        "ray, 1 actor": lambda src, out: predict_folder_ray(src, out, model_name=model, device="cpu",
-                                                          registry=registry, workers=1),
-        "ray, 2 actors": lambda src, out: predict_folder_ray(src, out, model_name=model, device="cpu",
-                                                           registry=registry, workers=2),
+        "local, 2 torch threads": lambda out: predict_folder(source, out, model_name=model, device="cpu",
+                                                             registry=registry),
+        "local, 1 torch thread": lambda out: predict_folder(source, out, model_name=model, device="cpu",
+                                                            registry=registry),
+        "ray, 1 actor": lambda out: predict_folder_ray(source, out, model_name=model, device="cpu",
+                                                       registry=registry, workers=1),
+        "ray, 2 actors": lambda out: predict_folder_ray(source, out, model_name=model, device="cpu",
+                                                        registry=registry, workers=2),
     }
     results = {}
     for name, run in runs.items():
         torch.set_num_threads(1 if "1 torch thread" in name else os.cpu_count() or 1)
-        tag = name.replace(", ", "-").replace(" ", "")
-        single, _ = timed(lambda: run(one, work / f"{tag}-one"))
-        whole, peak = timed(lambda: run(source, work / f"{tag}-all"))
-        per_image = (whole - single) / (count - 1)
-        results[name] = {"start": single - per_image, "per_image_ms": 1000 * per_image, "rate": 1 / per_image,
-                         "whole": whole, "peak_gb": peak}
-        print(f"  {name:24s} {count} images in {whole:6.1f} s; start-up {single - per_image:5.1f} s, "
-              f"{1000 * per_image:6.0f} ms/image = {1 / per_image:5.2f} images/s, peak {peak:.2f} GB", flush=True)
+        with Watch() as watch:
+            report = run(work / name.replace(", ", "-").replace(" ", ""))
+            whole = time.perf_counter() - watch.started
+        assert report.predicted == report.images, report.problems[:3]
+        steady = len(watch.stamps) - 1
+        per_image = (watch.stamps[-1] - watch.stamps[0]) / steady
+        cpu = (watch.cpu[-1] - watch.cpu[0]) / steady
+        results[name] = {"start": watch.stamps[0] - watch.started, "per_image_ms": 1000 * per_image,
+                         "rate": 1 / per_image, "cpu_ms": 1000 * cpu, "peak_gb": watch.peak / 2**30}
+        print(f"  {name:24s} {report.images} images in {whole:6.1f} s; start-up {results[name]['start']:5.1f} s, "
+              f"then {1000 * per_image:4.0f} ms/image = {1 / per_image:5.2f} images/s, {1000 * cpu:4.0f} CPU-ms/image "
+              f"({cpu / per_image:.2f} cores busy), peak {watch.peak / 2**30:.2f} GB", flush=True)
     torch.set_num_threads(os.cpu_count() or 1)
     return results
 
@@ -151,7 +171,7 @@ def engines(source: Path, model: str, registry: ModelRegistry, work: Path) -> di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=240)
-    parser.add_argument("--exams", type=int, default=6)
+    parser.add_argument("--exams", type=int, default=15)
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"{DATA} is not present")
@@ -172,11 +192,12 @@ def main() -> None:
                   + ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if k != "mb")
                   + f"; decoded image {stages['mb']:.1f} MB", flush=True)
             results = engines(source, model, registry, work / name)
-            overhead = results["ray, 1 actor"]["per_image_ms"] - results["local, 1 torch thread"]["per_image_ms"]
-            one_thread = stages["decode"] + stages["model"] + stages["transfer"]
-            print(f"  Ray's overhead per image (1 actor less local at 1 thread): {overhead:.0f} ms; "
-                  f"2 actors on 2 cores, predicted from the stage costs: {2000 / (one_thread + max(overhead, 0)):.2f} "
-                  f"images/s, measured {results['ray, 2 actors']['rate']:.2f}", flush=True)
+            overhead = results["ray, 1 actor"]["cpu_ms"] - results["local, 1 torch thread"]["cpu_ms"]
+            busy = results["ray, 2 actors"]["cpu_ms"] / results["ray, 2 actors"]["per_image_ms"]
+            print(f"  Ray's overhead per image (CPU-ms, 1 actor less local at 1 thread): {overhead:.0f} ms; "
+                  f"2 actors predicted from the 1-actor CPU cost and the {busy:.2f} cores they got: "
+                  f"{1000 * busy / results['ray, 1 actor']['cpu_ms']:.2f} images/s, measured "
+                  f"{results['ray, 2 actors']['rate']:.2f}", flush=True)
     print(f"load {Path('/proc/loadavg').read_text().split()[0]} at the end")
 
 
