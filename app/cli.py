@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ray: GPU share each actor asks for (default 0.25 when the cluster has GPUs and "
                               "--device is not cpu; 0 runs on CPUs)")
     predict.add_argument("--memory-mb", type=int, default=None, metavar="MB",
-                         help="ray: bound on decoded images held between decoding and the models "
-                              "(default 2048)")
+                         help="ray: bound on decoded images queued between decoding and the models "
+                              "(default 64 per actor, at least 512)")
     commands.add_parser("pacs", add_help=False, help="query, retrieve from and send to a PACS (see `radlens pacs --help`)")
     commands.add_parser("deid", add_help=False, help="de-identify a DICOM study (see `radlens deid --help`)")
     commands.add_parser("train", add_help=False,

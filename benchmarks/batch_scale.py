@@ -9,8 +9,8 @@ cost per image (first to last image done): wall time, and CPU seconds of every p
 one and Ray's), which is what sizes a cluster. Ray's overhead per image is its 1-actor CPU cost less the
 local engine's at one torch thread. Stage costs
 (header, decode, the pickle that carries a decoded image between Ray's stages, model with outputs) are
-measured in this process, one thread, for docs/scale.md. Peak memory: all processes of the run (PSS).
-Usage: python benchmarks/batch_scale.py [--images 240] [--exams 6]
+measured in this process, one thread, for docs/scale.md. Peak memory: all processes of the run (summed RSS).
+Usage: python benchmarks/batch_scale.py [--images 240] [--exams 15] [--sets ultrasound,mammograms]
 """
 
 from __future__ import annotations
@@ -42,8 +42,10 @@ DATA = ROOT.parent / "shared" / "datasets"
 
 
 class Watch:
-    """The run's processes (this one and its descendants: Ray's included): peak memory (PSS, so shared
-    pages count once), sampled twice a second, and CPU seconds when each image is journalled."""
+    """The run's processes (this one and its descendants: Ray's included): peak memory (summed RSS, an upper
+    bound: libraries shared by Ray's workers count once per process), sampled twice a second, and CPU
+    seconds when each image is journalled. Not PSS: reading smaps while torch runs on two threads made the
+    local engine 10x slower here (it holds the address-space lock that the threads' page faults wait for)."""
 
     def __init__(self) -> None:
         self.peak, self.stamps, self.cpu = 0, [], []
@@ -70,7 +72,7 @@ class Watch:
             total = 0
             for process in self.processes():
                 try:
-                    total += process.memory_full_info().pss
+                    total += process.memory_info().rss
                 except psutil.Error:
                     pass
             self.peak = max(self.peak, total)
@@ -172,6 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=240)
     parser.add_argument("--exams", type=int, default=15)
+    parser.add_argument("--sets", default="ultrasound,mammograms", help="which sets, comma-separated")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"{DATA} is not present")
@@ -183,7 +186,7 @@ def main() -> None:
         work = Path(temp)
         sets = {"ultrasound": (ultrasound, args.images, "us-breast-cls"),
                 "mammograms": (mammograms, args.exams, "mg-glam-lite")}
-        for name, (make, count, model) in sets.items():
+        for name, (make, count, model) in ((k, v) for k, v in sets.items() if k in args.sets.split(",")):
             source = work / name / "in"
             source.mkdir(parents=True)
             make(source, count)

@@ -9,7 +9,8 @@ process and goes into the journal at once (journal.py: a stopped run resumes), a
 (plus predictions.parquet) is assembled from the journal at the end, as the local engine does.
 
 Memory: Ray Data's backpressure keeps the decoded images waiting between the stages under `memory_mb` of
-object store; besides that each decoding task holds one image and each actor one image and its model.
+object store (default 64 MB per actor, at least 512 MB); besides that each decoding task (at most one per
+CPU of the cluster, at least two) holds one image, and each actor one image and its models (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from app.io.errors import LoadProblem, StudyLoadError
 from app.io.study_loader import ScanResult, collect_files, decode_series, read_info
 
 log = logging.getLogger("radlens.predict")
-DEFAULT_MEMORY_MB = 2048
+MEMORY_MB_PER_ACTOR, MIN_MEMORY_MB = 64, 512  # decoded images queued for the actors (four 16-bit views each)
 DEFAULT_GPU_SHARE = 0.25
 # Logical CPU shares: one actor per core still leaves a quarter core per actor for decoding tasks.
 ACTOR_CPUS, DECODE_CPUS = 0.75, 0.25
@@ -56,11 +57,11 @@ def predict_folder_ray(source: Path, out: Path, *, model_name: str | None = None
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False,
                  runtime_env=worker_code())
     try:
-        _quiet_ray_data(memory_mb or DEFAULT_MEMORY_MB)
-        plan = plan_run(source, out, _scan(source), model_name=model_name, registry=registry,
-                        visualizations=visualizations, exam_list=exam_list)
         gpus = _gpu_share(device, gpus_per_actor)
         actors = workers or _default_workers(gpus)
+        _quiet_ray_data(memory_mb or max(MIN_MEMORY_MB, MEMORY_MB_PER_ACTOR * actors))
+        plan = plan_run(source, out, _scan(source), model_name=model_name, registry=registry,
+                        visualizations=visualizations, exam_list=exam_list)
         with run_progress(plan, show_progress) as progress:
             if plan.todo:
                 for row in _pipeline(plan.job, plan.todo, device, gpus, actors).iter_rows():
@@ -80,8 +81,11 @@ def predict_folder_ray(source: Path, out: Path, *, model_name: str | None = None
 
 def _pipeline(job, todo, device: str, gpus: float, actors: int) -> ray.data.Dataset:
     items = [{"key": key, "series": pickle.dumps(item)} for key, item in todo]
-    dataset = ray.data.from_items(items, override_num_blocks=len(items))
-    decoded = dataset.map(_decode, num_cpus=DECODE_CPUS, concurrency=max(2, actors))
+    # Small runs: an image per block, so every actor gets work; an archive: blocks of up to 16 images, so the
+    # driver does not track one object per image (a decoding task hands on its output in blocks of at most
+    # Ray Data's target block size, 128 MB, so a block of 16-bit mammograms is not held whole).
+    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), max(256, len(items) // 16)))
+    decoded = dataset.map(_decode, num_cpus=DECODE_CPUS, concurrency=max(2, actors, _cluster_cpus()))
     return decoded.map_batches(
         _Predictor, batch_size=1, num_cpus=ACTOR_CPUS, num_gpus=gpus,
         compute=ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
@@ -165,10 +169,13 @@ def _gpu_share(device: str, asked: float | None) -> float:
     return DEFAULT_GPU_SHARE
 
 
+def _cluster_cpus() -> int:
+    return int(ray.cluster_resources().get("CPU", 1))
+
+
 def _default_workers(gpus: float) -> int:
-    resources = ray.cluster_resources()
-    by_cpu = max(1, int(resources.get("CPU", 1) / (ACTOR_CPUS + DECODE_CPUS)))
-    return min(by_cpu, max(1, int(resources.get("GPU", 0) / gpus))) if gpus else by_cpu
+    by_cpu = max(1, int(_cluster_cpus() / (ACTOR_CPUS + DECODE_CPUS)))
+    return min(by_cpu, max(1, int(ray.cluster_resources().get("GPU", 0) / gpus))) if gpus else by_cpu
 
 
 def _quiet_ray_data(memory_mb: int) -> None:
