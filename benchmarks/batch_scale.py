@@ -10,7 +10,8 @@ one and Ray's), which is what sizes a cluster. Ray's overhead per image is its 1
 local engine's at one torch thread. Stage costs
 (header, decode, the pickle that carries a decoded image between Ray's stages, model with outputs) are
 measured in this process, one thread, for docs/scale.md. Peak memory: all processes of the run (summed RSS).
-Usage: python benchmarks/batch_scale.py [--images 240] [--exams 15] [--sets ultrasound,mammograms]
+A third set, backpressure: the object store held by decoded full-field views at three --memory-mb.
+Usage: python benchmarks/batch_scale.py [--images 240] [--exams 15] [--sets ultrasound,mammograms,backpressure]
 """
 
 from __future__ import annotations
@@ -170,11 +171,50 @@ def engines(source: Path, model: str, registry: ModelRegistry, work: Path) -> di
     return results
 
 
+def backpressure(work: Path, registry: ModelRegistry, views: int) -> None:
+    """Object store held by decoded full-field 16-bit views (3328 x 2560) while 2 actors read them with
+    mg-glam-lite: bounded by --memory-mb, not by the number of images."""
+    import cv2
+    import ray
+
+    from app.commands.ray_engine import worker_code
+
+    source = work / "full-field"
+    source.mkdir(parents=True)
+    originals = sorted((DATA / "glam_sample" / "images").glob("0_*.png"))
+    for view in originals:
+        big = cv2.resize(cv2.imread(str(view), cv2.IMREAD_UNCHANGED), (2560, 3328), interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(source / view.name), big)
+    for exam in range(1, views // 4):
+        for view in originals:
+            (source / view.name.replace("0_", f"{exam}_", 1)).symlink_to(source / view.name)
+    for memory_mb in (64, None, 2048):
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False,
+                 runtime_env=worker_code())
+        total, peak, stop = ray.cluster_resources()["object_store_memory"], [0.0], threading.Event()
+
+        def watch():
+            while not stop.wait(0.1):
+                peak[0] = max(peak[0], total - ray.available_resources().get("object_store_memory", total))
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        started = time.perf_counter()
+        report = predict_folder_ray(source, work / f"full-field-{memory_mb}", model_name="mg-glam-lite", device="cpu",
+                                    registry=registry, workers=2, memory_mb=memory_mb, visualizations=False)
+        stop.set()
+        watcher.join()
+        ray.shutdown()
+        print(f"  --memory-mb {memory_mb or 'default'}: {report.predicted} full-field views in "
+              f"{time.perf_counter() - started:.0f} s; decoded images in the object store peaked at "
+              f"{peak[0] / 2**20:.0f} MB (a view is {2560 * 3328 * 2 / 2**20:.0f} MB)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=240)
     parser.add_argument("--exams", type=int, default=15)
-    parser.add_argument("--sets", default="ultrasound,mammograms", help="which sets, comma-separated")
+    parser.add_argument("--sets", default="ultrasound,mammograms,backpressure", help="which sets, comma-separated")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"{DATA} is not present")
@@ -201,6 +241,9 @@ def main() -> None:
                   f"2 actors predicted from the 1-actor CPU cost and the {busy:.2f} cores they got: "
                   f"{1000 * busy / results['ray, 1 actor']['cpu_ms']:.2f} images/s, measured "
                   f"{results['ray, 2 actors']['rate']:.2f}", flush=True)
+        if "backpressure" in args.sets.split(","):
+            print("backpressure (Ray, 2 actors, mg-glam-lite, no pictures):", flush=True)
+            backpressure(work, registry, 4 * args.exams)
     print(f"load {Path('/proc/loadavg').read_text().split()[0]} at the end")
 
 
