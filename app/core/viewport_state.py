@@ -29,7 +29,7 @@ WINDOW_DRAG_PIXELS = 800.0
 class Change:
     """What a gesture did, so linked viewports can repeat it in their own terms."""
 
-    kind: str  # "window" | "preset" | "invert" | "zoom" | "pan" | "fit" | "one_to_one" | "frame" | "flip"
+    kind: str  # "window" | "preset" | "invert" | "zoom" | "pan" | "fit" | "one_to_one" | "frame" | "flip" | "reset"
     window: Window | None = None
     preset_name: str = ""
     factor: float = 1.0
@@ -163,9 +163,15 @@ class ViewportState:
             self.center = (w - cx, cy) if horizontal else (cx, h - cy)
         self.changed.emit(Change("flip", flag=horizontal))
 
-    def reset_flips(self) -> None:
+    def reset(self) -> None:
+        """Back to how the hanging showed the image: first preset, not inverted, its flips, fitted.
+        One `reset` change, which linked viewports do not repeat (each resets itself)."""
+        preset = self.presets[0]
+        self.preset_name, self.window, self.voi_lut = preset.name, preset.window, preset.voi_lut
+        self.invert = False
         self.flip_h, self.flip_v = self.hanging_flips
-        self.changed.emit(Change("flip"))
+        self.scale = self.center = None
+        self.changed.emit(Change("reset"))
 
     def set_invert(self, invert: bool) -> None:
         self.invert = invert

@@ -23,7 +23,7 @@ import torch
 
 from app.inference.glam.crop import CropSettings
 from app.inference.glam.pipeline import (GlamSettings, PreparedView, chest_wall_on_right, cut_patches, fuse,
-                                         global_outputs, prepare_view, select_patches, top_t_pool)
+                                         global_outputs, prepare_view, select_patches)
 from app.training.datasets import SHARED_DATASETS
 from app.training.metrics import auroc
 

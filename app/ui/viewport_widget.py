@@ -244,6 +244,10 @@ class ViewportWidget(QtWidgets.QFrame):
             self._apply_transfer()
         elif change.kind == "frame":
             self._draw_image()
+        elif change.kind == "reset":
+            self._draw_image()
+            self._refresh_layer_transforms()
+            self._draw_geometry()
         elif change.kind == "flip":
             self.image_item.setTransform(self._reading_transform())
             self._refresh_layer_transforms()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.core.hanging import GRIDS
 from app.core.text import printable
 from app.ui.shortcuts import MOUSE_HELP, SHORTCUTS, keys_for
 
@@ -23,7 +22,7 @@ class WindowActions:
             "link": None, "reset": self.reset_view, "next_preset": self.next_preset,
             "next_frame": lambda: self._each(lambda s: s.set_frame(s.frame + 1)),
             "previous_frame": lambda: self._each(lambda s: s.set_frame(s.frame - 1)),
-            "next_study": lambda: self._step_study(1), "previous_study": lambda: self._step_study(-1),
+            "next_study": lambda: self.session.step(1), "previous_study": lambda: self.session.step(-1),
             "patient_name": None, "cancel": self.cancel_loading, "help": self.show_help, "quit": self.close,
             "grid": self.next_grid, "run_ai": self.ai.run, "hide_overlays": None, "export_view": self.export_view,
             "export_seg": self.export_segmentation,
@@ -39,14 +38,14 @@ class WindowActions:
             self.actions[shortcut.action] = action
         link = self.actions["link"]
         link.setCheckable(True)
-        link.toggled.connect(self.study_view.set_link_enabled)
+        link.toggled.connect(self.session.set_link)
         names = self.actions["patient_name"]
         names.setCheckable(True)
         names.setChecked(self.settings.show_patient_name())
         names.toggled.connect(self._set_show_patient_name)
         hide = self.actions["hide_overlays"]
         hide.setCheckable(True)
-        hide.toggled.connect(self.ai.stack.set_all_hidden)
+        hide.toggled.connect(self.session.layers.set_all_hidden)
         self.actions["fit"].setIconText("Fit")
         self.actions["one_to_one"].setIconText("1:1")
         self.actions["invert"].setIconText("Invert")
@@ -103,33 +102,27 @@ class WindowActions:
         toolbar.addWidget(self.preset_box)
 
     def _each(self, change) -> None:
-        for state in self.study_view.target_states():
+        for state in self.session.target_states():
             change(state)
 
     def reset_view(self) -> None:
-        for viewport in self.study_view.viewports:
-            if viewport.state is not None:
-                state = viewport.state
-                with state.changed.blocker():
-                    state.select_preset(state.presets[0].name)
-                    state.set_invert(False)
-                    state.reset_flips()
-                    state.fit()
-                viewport.bind(state)
+        for state in self.session.states.values():
+            state.reset()
 
     def next_preset(self) -> None:
-        for state in self.study_view.target_states():
+        for state in self.session.target_states():
             names = [p.name for p in state.presets]
             index = names.index(state.preset_name) + 1 if state.preset_name in names else 0
             self._select_preset(names[index % len(names)])
 
     def _select_preset(self, name: str) -> None:
         self._each(lambda s: s.select_preset(name))
-        self._on_active_viewport(self.study_view.active)
+        self._on_active()
 
-    def _on_active_viewport(self, viewport) -> None:
+    def _on_active(self, *_) -> None:
+        """The preset box lists the active image's presets (images arrive after they become active)."""
         self.preset_box.clear()
-        state = viewport.state if viewport is not None else None
+        state = self.session.active_state
         if state is None:
             return
         self.preset_box.addItems([p.name for p in state.presets])
@@ -140,10 +133,7 @@ class WindowActions:
 
     def next_grid(self) -> None:
         """Side-by-side images: square grid, one row, one column, and round again."""
-        self.grid = GRIDS[(GRIDS.index(self.grid) + 1) % len(GRIDS)]
-        if self.current_study is not None and self.current_study.is_side_by_side:
-            self.show_study(self.current_study)
-        self.statusBar().showMessage(f"Side-by-side grid: {self.grid}", 3000)
+        self.statusBar().showMessage(f"Side-by-side grid: {self.session.next_grid()}", 3000)
 
     def _set_show_patient_name(self, show: bool) -> None:
         self.settings.set_show_patient_name(show)
