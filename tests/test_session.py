@@ -197,3 +197,87 @@ def test_the_ai_panel_shows_the_active_image_s_result_from_the_session(qtbot, tm
     assert any("p ≥ 0.90" in text for text in labels)
     session.show([session.studies[0]])
     assert "No result" in dock.results_panel.title.text()
+
+
+# ---- priors and comparison ------------------------------------------------------------------------
+def _mammograms_of_one_patient(tmp_path):
+    """A current and a prior four-view exam of one patient, another patient's exam, and a dateless one."""
+    from tests.dicom_factory import mg_study
+
+    mg_study(tmp_path / "current", PatientID="P1", StudyDate="20240510", StudyDescription="Screening")
+    mg_study(tmp_path / "prior", PatientID="P1", StudyDate="20220302", StudyDescription="Screening")
+    mg_study(tmp_path / "older", PatientID="P1", StudyDate="20200101", StudyDescription="Screening")
+    mg_study(tmp_path / "other", PatientID="P2", StudyDate="20210101", StudyDescription="Screening")
+    result = scan([tmp_path])
+    session = ReadingSession()
+    session.finish_reading(result.studies, result.problems)
+    by_date = {study.date: study for study in session.studies}
+    session.show([by_date["2024-05-10"]])
+    return session, by_date
+
+
+def test_priors_are_the_same_patient_s_earlier_studies_newest_first(tmp_path):
+    session, by_date = _mammograms_of_one_patient(tmp_path)
+    assert [p.date for p in session.priors()] == ["2022-03-02", "2020-01-01"]
+    session.show([by_date["2022-03-02"]])
+    assert [p.date for p in session.priors()] == ["2020-01-01"]  # a later study is never a prior
+
+
+def test_a_mammogram_hangs_over_its_prior_each_view_linked_with_its_prior(tmp_path):
+    session, by_date = _mammograms_of_one_patient(tmp_path)
+    current, prior = by_date["2024-05-10"], by_date["2022-03-02"]
+    session.compare(prior)
+    assert session.current is current and session.on_screen == (current, prior) and session.link.enabled
+    cells = {(c.row, c.column): c.label for c in session.hanging.cells}
+    assert cells[(0, 0)] == "R CC\ncurrent 2024-05-10" and cells[(1, 0)] == "R CC\nprior 2022-03-02"
+    assert [cells[(0, c)].splitlines()[0] for c in range(4)] == ["R CC", "L CC", "R MLO", "L MLO"]
+    _decode(session)
+    assert len(session.states) == 8
+    by_label = {c.label: session.states[c.series.identity] for c in session.hanging.cells}
+    before_prior_l = by_label["L CC\nprior 2022-03-02"].zoom_text()
+    by_label["R CC\ncurrent 2024-05-10"].zoom_by(2.0)
+    assert by_label["R CC\nprior 2022-03-02"].zoom_text() == by_label["R CC\ncurrent 2024-05-10"].zoom_text()
+    assert by_label["L CC\nprior 2022-03-02"].zoom_text() == before_prior_l  # another view: not linked
+
+    assert session.next_grid() == "prior beside current"  # G: the prior's 2x2 beside the current's
+    cells = {(c.row, c.column): c.label for c in session.hanging.cells}
+    assert cells[(0, 0)].startswith("R CC\ncurrent") and cells[(0, 2)].startswith("R CC\nprior")
+    assert cells[(1, 3)].startswith("L MLO\nprior") and len(session.states) == 8
+
+
+def test_a_comparison_s_results_give_exam_scores_for_current_and_prior_apart(tmp_path):
+    session, by_date = _mammograms_of_one_patient(tmp_path)
+    session.compare(by_date["2022-03-02"])
+    _decode(session)
+    for cell in session.hanging.cells:
+        image = session.states[cell.series.identity].image
+        malignant = 0.9 if "current" in cell.label and cell.label.startswith("L") else 0.1
+        result = InferenceResult(image_identity=image.info.identity, model_key="toy-glam@1", task="glam",
+                                 classes=("benign", "malignant"), device="cpu",
+                                 probabilities=np.array([0.2, malignant], np.float32))
+        assert session.add_result(session.shown.key, cell.series.identity, result)
+    current, prior = session.exam_scores(), session.exam_scores(by_date["2022-03-02"])
+    assert set(current.views) == set(prior.views) == {"R CC", "L CC", "R MLO", "L MLO"}
+    assert current.exam[1] == pytest.approx(0.9) and prior.exam[1] == pytest.approx(0.1)
+
+
+def test_p_in_the_window_hangs_the_prior_and_says_so_when_there_is_none(qtbot, main_window, tmp_path):
+    from tests.test_ui import open_and_wait
+
+    _mammograms_of_one_patient(tmp_path)
+    main_window.resize(1800, 1000)  # eight views in four columns: each wide enough for its date
+    open_and_wait(qtbot, main_window, [tmp_path])
+    newest = max(main_window.session.studies, key=lambda s: (s.patient_id == "P1", s.date))
+    main_window.study_list.setCurrentRow(main_window.session.studies.index(newest))
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted, timeout=20000)
+    main_window.actions["compare_prior"].trigger()
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted and not main_window.loader.busy, timeout=20000)
+    labels = sorted(v.corners["tl"].text() for v in main_window.study_view.viewports)
+    assert len(labels) == 8 and sum("prior 2022-03-02" in label for label in labels) == 4
+    main_window.actions["compare_prior"].trigger()  # again: the next older prior
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted and not main_window.loader.busy, timeout=20000)
+    assert sum("prior 2020-01-01" in v.label for v in main_window.study_view.viewports) == 4
+    other = next(s for s in main_window.session.studies if s.patient_id == "P2")
+    main_window.study_list.setCurrentRow(main_window.session.studies.index(other))
+    main_window.actions["compare_prior"].trigger()
+    assert "No earlier study" in main_window.statusBar().currentMessage()

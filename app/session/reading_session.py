@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.hanging import GRIDS, Hanging, hang, reading_flips
+from app.core.hanging import COMPARISON_LAYOUTS, GRIDS, Hanging, hang, reading_flips
 from app.core.image import LoadedImage
 from app.core.layers import MASK, LayerStack
 from app.core.observable import Signal
 from app.core.scores import ExamScores, exam_scores
-from app.core.study import Series, Study, can_read_side_by_side, side_by_side
+from app.core.study import Series, Study, can_read_side_by_side, priors_of, side_by_side, with_prior
 from app.core.viewport_state import ViewportLink, ViewportState
 from app.inference.results import InferenceResult
 from app.io.errors import LoadProblem
@@ -63,6 +63,7 @@ class ReadingSession:
         self.on_screen: tuple[Study, ...] = ()  # the studies that make up `shown`
         self.hanging: Hanging | None = None
         self.grid = GRIDS[0]  # how side-by-side images are arranged (the reader cycles through GRIDS)
+        self.comparison_layout = COMPARISON_LAYOUTS[0]  # how a mammogram hangs beside its prior
         self.states: dict[str, ViewportState] = {}  # series identity -> state, as images are decoded
         self.failed: dict[str, str] = {}  # series identity -> why it could not be shown
         self.painted: set[str] = set()  # series identities a view has drawn
@@ -133,18 +134,53 @@ class ReadingSession:
         self.show([self.studies[(index + step) % len(self.studies)]])
 
     def next_grid(self) -> str:
-        """Side-by-side images: square grid, one row, one column, and round again; the images stay."""
-        self.grid = GRIDS[(GRIDS.index(self.grid) + 1) % len(GRIDS)]
-        if self.shown is not None and self.shown.is_side_by_side:
-            self.hanging = hang(self.shown, self.grid)
+        """Side-by-side images: square grid, one row, one column, and round again; a mammogram beside its
+        prior: the other comparison layout. The images, their states and results stay."""
+        if self.shown is not None and self.shown.prior is not None:
+            layouts = COMPARISON_LAYOUTS
+            self.comparison_layout = layouts[(layouts.index(self.comparison_layout) + 1) % len(layouts)]
+            chosen = self.comparison_layout
+        else:
+            self.grid = chosen = GRIDS[(GRIDS.index(self.grid) + 1) % len(GRIDS)]
+        if self.shown is not None and (self.shown.is_side_by_side or self.shown.prior is not None):
+            self.hanging = self._hang(self.shown)
             self.painted.clear()
             self.hanging_changed.emit()
-        return self.grid
+        return chosen
+
+    # ---- priors --------------------------------------------------------------------------------
+    @property
+    def current(self) -> Study | None:
+        """The study being read (the first of those on screen; a prior is not it)."""
+        return self.on_screen[0] if self.on_screen else None
+
+    def priors(self) -> list[Study]:
+        """The current study's priors among the open studies, newest first (same patient, shared modality)."""
+        return priors_of(self.current, self.studies) if self.current is not None else []
+
+    def add_studies(self, studies: list[Study]) -> None:
+        """Studies found later (e.g. a prior retrieved from the PACS) join the list; what is shown stays."""
+        known = {study.key for study in self.studies}
+        new = [study for study in studies if study.key not in known]
+        if new:
+            self.studies += new
+            self.studies_changed.emit()
+
+    def compare(self, prior: Study) -> None:
+        """Read the current study beside `prior`: a mammogram in a comparison hanging, other studies in the
+        side-by-side grid. Current and prior are read, linked and run through the AI like one study."""
+        current = self.current
+        if current is None or prior.key == current.key:
+            return
+        if current.is_mammography and prior.is_mammography:
+            self._show(with_prior(current, prior), (current, prior))
+        else:
+            self._show(side_by_side([current, prior]), (current, prior))
 
     def _show(self, study: Study | None, members: tuple[Study, ...]) -> None:
         self.set_run(())
         self.shown, self.on_screen = study, members
-        self.hanging = None if study is None else hang(study, self.grid if study.is_side_by_side else "")
+        self.hanging = None if study is None else self._hang(study)
         self.decoding = study is not None
         self.states, self.failed, self.painted = {}, {}, set()
         self.link = ViewportLink(enabled=self.hanging is not None and self.hanging.is_four_view)
@@ -153,6 +189,11 @@ class ReadingSession:
         cells = self.cells()
         self.active = cells[0] if cells else None
         self.shown_changed.emit(study)
+
+    def _hang(self, study: Study) -> Hanging:
+        if study.prior is not None:
+            return hang(study, self.comparison_layout)
+        return hang(study, self.grid if study.is_side_by_side else "")
 
     def cells(self) -> list[str]:
         """Series identities of the hanging's occupied cells, in reading order."""
@@ -167,11 +208,11 @@ class ReadingSession:
         """A decoded image of the study on screen gets its viewport state (hanging flips, cell anchor)."""
         if not self._is_current(study_key, series):
             return None
-        anchor = next(c.anchor for c in self.hanging.cells if c.series is not None and c.series.identity == series.identity)
+        cell = next(c for c in self.hanging.cells if c.series is not None and c.series.identity == series.identity)
         flip_h, flip_v = reading_flips(image.info, image.frame(0))
-        state = ViewportState(image, flip_h=flip_h, flip_v=flip_v, anchor=anchor)
+        state = ViewportState(image, flip_h=flip_h, flip_v=flip_v, anchor=cell.anchor)
         self.states[series.identity] = state
-        self.link.add(state)
+        self.link.add(state, group=cell.link_group)
         self.image_added.emit(series.identity, state)
         return state
 
@@ -278,10 +319,13 @@ class ReadingSession:
             return result
         return replace(result, threshold=self.mask_threshold(result))
 
-    def exam_scores(self) -> ExamScores | None:
-        """Per view, per breast and per exam scores of the mammogram views on screen that have one."""
+    def exam_scores(self, study: Study | None = None) -> ExamScores | None:
+        """Per view, per breast and per exam scores of the mammogram views of `study` (the current one
+        unless told: a prior's are asked for separately) that have a result."""
+        study = study or self.current
+        members = {series.identity for series in study.series} if study is not None else set()
         per_view, classes = {}, ()
-        for series_identity in self.cells():
+        for series_identity in (s for s in self.cells() if s in members):
             state = self.states.get(series_identity)
             result = self.results.get(state.image.info.identity) if state else None
             if result is not None and result.probabilities is not None and state.image.info.is_mammogram_view:

@@ -227,7 +227,9 @@ class AiDock(QtWidgets.QDockWidget):
         self.cancel_button.setEnabled(False)
         if self.session.shown is not None and study_key == self.session.shown.key:
             self.session.set_run(())
-            self.results_panel.show_exam(self.session.exam_scores())
+            prior = self.session.on_screen[1] if len(self.session.on_screen) > 1 else None
+            self.results_panel.show_exam(self.session.exam_scores(),
+                                         self.session.exam_scores(prior) if prior is not None else None)
             self.run_finished.emit()
 
     # ---- the active image's result and layers --------------------------------------------------

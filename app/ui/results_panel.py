@@ -94,13 +94,16 @@ class ResultsPanel(QtWidgets.QWidget):
             area = float((result.mask >= result.threshold).mean()) * 100
             self._bars.addRow("Segmented", QtWidgets.QLabel(f"{area:.1f}% of the image at p ≥ {result.threshold:.2f}"))
 
-    def show_exam(self, scores: ExamScores | None) -> None:
+    def show_exam(self, scores: ExamScores | None, prior: ExamScores | None = None) -> None:
+        """The exam's scores per view, breast and exam; a prior's per breast and exam below them."""
         table = self.exam_table
         table.setVisible(scores is not None)
         if scores is None:
             return
         rows = [*scores.views.items(), *((f"{side} breast", s) for side, s in scores.breasts.items()),
                 ("Exam", scores.exam)]
+        if prior is not None and prior.classes == scores.classes:
+            rows += [*((f"Prior {side} breast", s) for side, s in prior.breasts.items()), ("Prior exam", prior.exam)]
         table.setRowCount(len(rows))
         table.setColumnCount(len(scores.classes))
         table.setHorizontalHeaderLabels(list(scores.classes))

@@ -21,7 +21,9 @@ SHORTCUTS = (
     Shortcut("flip_horizontal", "Shift+H", "Mirror the active view left-right (orientation markers follow)"),
     Shortcut("flip_vertical", "Shift+V", "Mirror the active view top-bottom (orientation markers follow)"),
     Shortcut("link", "L", "Link zoom, pan and window/level across viewports"),
-    Shortcut("grid", "G", "Arrange side-by-side images: square grid, one row, one column"),
+    Shortcut("grid", "G", "Arrange side-by-side images (square grid, one row, one column) or a comparison "
+                          "(each view over its prior, or the prior's views beside the current's)"),
+    Shortcut("compare_prior", "P", "Read the study beside the patient's prior (again: the next older one)"),
     Shortcut("reset", "R", "Reset window/level, zoom and pan"),
     Shortcut("next_preset", "W", "Next window/level preset"),
     Shortcut("next_frame", "Down", "Next frame of a cine loop or series"),

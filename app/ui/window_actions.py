@@ -24,7 +24,8 @@ class WindowActions:
             "previous_frame": lambda: self._each(lambda s: s.set_frame(s.frame - 1)),
             "next_study": lambda: self.session.step(1), "previous_study": lambda: self.session.step(-1),
             "patient_name": None, "cancel": self.cancel_loading, "help": self.show_help, "quit": self.close,
-            "grid": self.next_grid, "run_ai": self.ai.run, "hide_overlays": None, "export_view": self.export_view,
+            "grid": self.next_grid, "compare_prior": self.compare_with_prior, "run_ai": self.ai.run,
+            "hide_overlays": None, "export_view": self.export_view,
             "export_seg": self.export_segmentation,
         }
         self.actions: dict[str, QtGui.QAction] = {}
@@ -69,7 +70,7 @@ class WindowActions:
         file_menu.addAction(self.actions["quit"])
         view_menu = menu.addMenu("&View")
         for name in ("fit", "one_to_one", "invert", "flip_horizontal", "flip_vertical", "reset", "next_preset", "link",
-                     "grid", "next_frame",
+                     "grid", "compare_prior", "next_frame",
                      "previous_frame", "next_study", "previous_study", "patient_name"):
             view_menu.addAction(self.actions[name])
         view_menu.addAction(self.side_dock.toggleViewAction())
@@ -134,6 +135,18 @@ class WindowActions:
     def next_grid(self) -> None:
         """Side-by-side images: square grid, one row, one column, and round again."""
         self.statusBar().showMessage(f"Side-by-side grid: {self.session.next_grid()}", 3000)
+
+    def compare_with_prior(self) -> None:
+        """The current study beside its newest prior among the open studies; pressed again, the next older."""
+        priors = self.session.priors()
+        if not priors:
+            self.statusBar().showMessage("No earlier study of this patient (same Patient ID and modality, "
+                                         "with a study date) is open", 8000)
+            return
+        shown = self.session.on_screen[1] if len(self.session.on_screen) > 1 else None
+        prior = priors[(priors.index(shown) + 1) % len(priors)] if shown in priors else priors[0]
+        self.session.compare(prior)
+        self.statusBar().showMessage(f"Compared with the prior of {prior.date}", 5000)
 
     def _set_show_patient_name(self, show: bool) -> None:
         self.settings.set_show_patient_name(show)
