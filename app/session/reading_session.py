@@ -189,6 +189,7 @@ class ReadingSession:
         cells = self.cells()
         self.active = cells[0] if cells else None
         self.shown_changed.emit(study)
+        self.active_changed.emit(self.active)
 
     def _hang(self, study: Study) -> Hanging:
         if study.prior is not None:

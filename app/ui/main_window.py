@@ -43,6 +43,7 @@ class MainWindow(FileCommands, StudyListPanel, WindowActions, QtWidgets.QMainWin
         self._build_status_bar()
         self._connect_loader()
         self.session.active_changed.connect(self._on_active)
+        self.session.image_added.connect(lambda series, _state: series == self.session.active and self._on_active())
         self.session.link_changed.connect(self._show_link)
         self._restore_window()
 
