@@ -18,7 +18,8 @@ from torch import nn
 
 from app.core.image import ImageInfo, LoadedImage
 from app.inference import runner as runner_module
-from app.inference.explain import CamExplainer, GradCam, GradCamPlusPlus
+from app.inference.cam_methods import GradCam, GradCamPlusPlus
+from app.inference.explain import CamExplainer
 from app.inference.manifest import ModelPackageError, read_manifest
 from app.inference.networks import build_network, imagenet_weights_path, load_imagenet_encoder
 from app.inference.registry import ModelRegistry
