@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pkgutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -59,6 +62,15 @@ def test_the_registry_is_the_task_modules_each_named_as_its_task_with_the_hooks_
             assert getattr(type(task), hook) is not getattr(Task, hook), (name, hook)
     shipped = [json.loads(path.read_text())["task"] for path in (REPO / "models").glob("*/model.json")]
     assert shipped and set(shipped) <= set(TASKS)
+
+
+def test_the_tasks_and_the_results_panel_load_without_torch():
+    """The window shows results' text and offers the explanation methods before torch is loaded."""
+    code = ("import sys, app.inference.tasks, app.inference.options, app.ui.results_panel; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert done.returncode == 0, done.stderr or "torch was imported"
 
 
 def test_a_task_added_as_a_file_is_read_run_and_written_by_predict(tmp_path, monkeypatch):
