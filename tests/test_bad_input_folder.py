@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.core.text import printable
-from tests.bad_inputs import BAD, FUZZED, GOOD, write_bad_inputs
+from tests.bad_inputs import BAD, GOOD, write_bad_inputs
 from tests.model_factory import make_package
 
 ROOT = Path(__file__).resolve().parents[1]

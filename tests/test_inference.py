@@ -18,11 +18,13 @@ from torch import nn
 
 from app.core.image import ImageInfo, LoadedImage
 from app.inference import runner as runner_module
-from app.inference.explain import CamExplainer, GradCam, GradCamPlusPlus
+from app.inference.cam_methods import GradCam, GradCamPlusPlus
+from app.inference.explain import CamExplainer
 from app.inference.manifest import ModelPackageError, read_manifest
 from app.inference.networks import build_network, imagenet_weights_path, load_imagenet_encoder
+from app.inference.options import ExplainOptions
 from app.inference.registry import ModelRegistry
-from app.inference.runner import ExplainOptions, InferenceEngine
+from app.inference.runner import InferenceEngine
 from app.inference.weights import load_strict, read_state_dict
 from tests.model_factory import make_package
 
@@ -145,7 +147,7 @@ def test_a_damaged_weights_file_is_refused_by_its_hash(tmp_path):
 def test_a_missing_key_is_an_error_never_a_partial_load(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from app.inference.weights import sha256_of
+    from app.inference.hash_cache import sha256_of
 
     manifest = make_package(tmp_path)
     state = load_file(str(manifest.weights_path))

@@ -16,16 +16,14 @@ from app.inference.glam.exam_list import read_exam_labels
 from app.inference.manifest import ModelManifest
 from app.inference.registry import ModelRegistry
 from app.inference.routing import choose_model
+from app.inference.results import InferenceResult
 from app.inference.runner import InferenceEngine
-from app.inference.visualize import result_picture
+from app.inference.tasks import TASKS
 from app.io.errors import LoadProblem
 from app.io.study_loader import decode_series, scan
 
 
 log = logging.getLogger("radlens.predict")
-GLAM_COLUMNS = ("image_index", "benign_pred", "malignant_pred", "benign_label", "malignant_label")
-# The patch the local network read, image pixels, so localisation can be judged from the file alone.
-PATCH_COLUMNS = ("patch_x", "patch_y", "patch_w", "patch_h")
 
 
 @dataclass
@@ -40,8 +38,9 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
     """Run a model on every readable image under `source`: `model_name` when given, else the one
     routing.choose_model picks per image; unreadable images, and those no model fits, are listed, not fatal.
 
-    When every prediction comes from a GLAM model, predictions.csv has GLAM's own columns
-    (image_index, benign_pred, malignant_pred, and the labels when `exam_list` gives them)."""
+    Each row's columns after `image` and `model` are its task's (tasks/). When every prediction comes from
+    one task with columns of its own (GLAM: image_index, benign_pred, malignant_pred, and the labels when
+    `exam_list` gives them), predictions.csv has those instead."""
     exam_labels = read_exam_labels(exam_list) if exam_list else {}
     registry = registry or ModelRegistry.discover()
     chosen = registry.get(model_name) if model_name else None
@@ -51,7 +50,7 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
     engine = InferenceEngine(device)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, str]] = []
-    glam_rows: list[dict[str, str]] = []
+    outcomes: list[tuple[Path, InferenceResult]] = []
     columns: list[str] = ["image", "model"]
     for done, item in enumerate(series, start=1):
         path = item.first.path
@@ -61,16 +60,17 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
         if image is not None:
             model, outcome = _read(engine, registry, image, chosen, path, report)
             if outcome is not None:
-                rows.append(_row(relative, model, outcome))
-                if model.task == "glam":
-                    glam_rows.append(_glam_row(path, outcome, exam_labels))
+                rows.append({"image": relative, "model": model.name, **TASKS[outcome.task].csv_row(outcome)})
+                outcomes.append((path, outcome))
                 columns += [c for c in rows[-1] if c not in columns]
                 _write_outputs(out, relative, image, outcome, visualizations)
                 report.predicted += 1
         if progress:
             progress(done, len(series))
-    if rows and len(glam_rows) == len(rows):
-        rows, columns = glam_rows, [*(GLAM_COLUMNS if exam_labels else GLAM_COLUMNS[:3]), *PATCH_COLUMNS]
+    tasks = {outcome.task for _, outcome in outcomes}
+    own = TASKS[tasks.pop()].own_table(outcomes, exam_labels) if len(tasks) == 1 else None
+    if own:
+        columns, rows = own
     with open(out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
@@ -100,41 +100,13 @@ def _read(engine: InferenceEngine, registry: ModelRegistry, image, chosen: Model
     return model, None
 
 
-def _row(relative: str, model: ModelManifest, outcome) -> dict[str, str]:
-    row = {"image": relative, "model": model.name}
-    if outcome.probabilities is not None:
-        row.update({f"p_{name}": f"{float(p):.6f}" for name, p in zip(model.classes, outcome.probabilities)})
-    if outcome.ood_distance is not None:
-        row["out_of_distribution"] = "yes" if outcome.out_of_distribution else "no"
-    if outcome.mask is not None:  # p_<class>: the highest lesion probability of any pixel
-        row.update({f"p_{name}": f"{float(outcome.mask.max()):.6f}" for name in model.classes})
-        row["mask_fraction"] = f"{float((outcome.mask >= outcome.threshold).mean()):.6f}"
-    return {**row, **_patch_columns(outcome)}
-
-
-def _patch_columns(outcome) -> dict[str, str]:
-    if not outcome.patches:
-        return {}
-    box = outcome.patches[0]
-    return dict(zip(PATCH_COLUMNS, (f"{v:.0f}" for v in (box.x, box.y, box.width, box.height))))
-
-
-def _glam_row(path: Path, outcome, exam_labels: dict[str, tuple[int, int]]) -> dict[str, str]:
-    benign, malignant = (float(p) for p in outcome.probabilities)
-    row = {"image_index": printable(path.stem), "benign_pred": f"{benign:.6f}", "malignant_pred": f"{malignant:.6f}"}
-    if path.stem in exam_labels:
-        row["benign_label"], row["malignant_label"] = (str(v) for v in exam_labels[path.stem])
-    return {**row, **_patch_columns(outcome)}
-
-
-def _write_outputs(out: Path, relative: str, image, outcome, visualizations: bool) -> None:
-    if outcome.mask is not None:
-        _write_png(out / "masks" / Path(relative).with_suffix(".png"),
-                   np.where(outcome.mask >= outcome.threshold, 255, 0).astype(np.uint8))
+def _write_outputs(out: Path, relative: str, image, outcome: InferenceResult, visualizations: bool) -> None:
+    task = TASKS[outcome.task]
+    for folder, pixels in task.files(outcome).items():
+        _write_png(out / folder / Path(relative).with_suffix(".png"), pixels)
     if visualizations:
-        picture = result_picture(image, outcome)
         _write_png(out / "visualizations" / Path(relative).with_suffix(".png"),
-                   cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+                   cv2.cvtColor(task.picture(image, outcome), cv2.COLOR_RGB2BGR))
 
 
 def _write_png(path: Path, pixels: np.ndarray) -> None:

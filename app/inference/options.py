@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.inference.cam_methods import EXPLANATION_METHODS
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-METHODS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+METHODS = {key: method.name for key, method in EXPLANATION_METHODS.items()}  # the window's choices: key -> name
 
 
 @dataclass(frozen=True)
 class ExplainOptions:
     layers: tuple[str, ...] | None = None  # manifest layer labels; None: the default layer; (): none
-    method: str = "gradcam"
+    method: str = "gradcam"  # a key of EXPLANATION_METHODS
     target_class: int | None = None  # None: the predicted class
