@@ -26,6 +26,7 @@ from app.inference.options import ExplainOptions
 from app.inference.registry import ModelRegistry
 from app.inference.runner import InferenceEngine
 from app.inference.weights import load_strict, read_state_dict
+from app.inference.tasks import TASKS
 from tests.model_factory import make_package
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,7 +212,7 @@ def test_segmentation_gives_a_probability_mask_on_the_image_grid(tmp_path):
     manifest = make_package(tmp_path, "seg", task="segmentation")
     result = InferenceEngine("cpu").run(manifest, loaded(np.random.default_rng(0).integers(0, 255, (70, 45), np.uint8)))
     assert result.mask.shape == (70, 45) and 0 <= result.mask.min() and result.mask.max() <= 1
-    assert [layer.kind for layer in result.layers()] == ["mask"]
+    assert [layer.kind for layer in TASKS[result.task].layers(result)] == ["mask"]
 
 
 def test_a_failing_gpu_reruns_on_the_cpu_and_says_so(tmp_path, monkeypatch):

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.inference.cam_methods import EXPLANATION_METHODS
-
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-METHODS = {key: method.name for key, method in EXPLANATION_METHODS.items()}  # the window's choices: key -> name
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.layers import Box, OverlayLayer
+from app.core.layers import Box
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,3 @@ class InferenceResult:
     @property
     def out_of_distribution(self) -> bool:
         return self.ood_distance is not None and self.ood_limit is not None and self.ood_distance > self.ood_limit
-
-    def layers(self) -> list[OverlayLayer]:
-        """The overlay layers this result makes on its image, as its task (tasks/) makes them."""
-        from app.inference.tasks import TASKS
-
-        return TASKS[self.task].layers(self)

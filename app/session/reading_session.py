@@ -21,6 +21,7 @@ from app.core.scores import ExamScores, exam_scores
 from app.core.study import Series, Study, can_read_side_by_side, priors_of, side_by_side, with_prior
 from app.core.viewport_state import ViewportLink, ViewportState
 from app.inference.results import InferenceResult
+from app.inference.tasks import TASKS
 from app.io.errors import LoadProblem
 
 
@@ -298,7 +299,7 @@ class ReadingSession:
         if state.image.info.identity != result.image_identity:
             return False
         self.results[result.image_identity] = result
-        self.layers.replace(result.image_identity, result.model_key, result.layers())
+        self.layers.replace(result.image_identity, result.model_key, TASKS[result.task].layers(result))
         self.result_added.emit(result)
         return True
 

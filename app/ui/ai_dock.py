@@ -10,7 +10,8 @@ from app.core.layers import MASK
 from app.core.study import Study
 from app.inference.registry import ModelRegistry
 from app.inference.results import InferenceResult
-from app.inference.options import DEVICE_CHOICES, METHODS, ExplainOptions
+from app.inference.cam_methods import EXPLANATION_METHODS
+from app.inference.options import DEVICE_CHOICES, ExplainOptions
 from app.ui.inference_controller import InferenceController
 from app.ui.layer_panel import LayerPanel
 from app.ui.results_panel import ResultsPanel
@@ -63,8 +64,8 @@ class AiDock(QtWidgets.QDockWidget):
         model_row.addWidget(self.card_button)
         form.addRow("Model", model_row)
         self.method_box = QtWidgets.QComboBox()
-        for key, name in METHODS.items():
-            self.method_box.addItem(name, key)
+        for key, method in EXPLANATION_METHODS.items():
+            self.method_box.addItem(method.name, key)
         form.addRow("Explain by", self.method_box)
         self.layer_list = QtWidgets.QListWidget()
         self.layer_list.setMaximumHeight(90)
