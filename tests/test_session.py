@@ -281,3 +281,22 @@ def test_p_in_the_window_hangs_the_prior_and_says_so_when_there_is_none(qtbot, m
     main_window.study_list.setCurrentRow(main_window.session.studies.index(other))
     main_window.actions["compare_prior"].trigger()
     assert "No earlier study" in main_window.statusBar().currentMessage()
+
+
+def test_another_modality_s_prior_is_read_beside_it_in_the_grid_with_dates(tmp_path):
+    from tests.dicom_factory import write_dicom
+
+    for name, date in (("now", "20240301"), ("then", "20230301")):
+        write_dicom(tmp_path / f"{name}.dcm", np.full((40, 50), 900, np.uint16), Modality="CR", PatientID="P9",
+                    StudyDate=date, StudyInstanceUID=f"1.2.3.{date}")
+    result = scan([tmp_path])
+    session = ReadingSession()
+    session.finish_reading(result.studies, result.problems)
+    current = next(s for s in session.studies if s.date == "2024-03-01")
+    session.show([current])
+    (prior,) = session.priors()
+    session.compare(prior)
+    assert session.shown.is_side_by_side and session.on_screen == (current, prior)
+    assert [c.label.splitlines()[1] for c in session.hanging.cells] == ["current 2024-03-01", "prior 2023-03-01"]
+    session.next_grid()
+    assert [c.label.splitlines()[1] for c in session.hanging.cells] == ["current 2024-03-01", "prior 2023-03-01"]

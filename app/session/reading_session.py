@@ -63,6 +63,7 @@ class ReadingSession:
         self.shown: Study | None = None  # one study, or several read side by side
         self.on_screen: tuple[Study, ...] = ()  # the studies that make up `shown`
         self.hanging: Hanging | None = None
+        self.compared = False  # the studies on screen are the current one and a prior, read in the grid
         self.grid = GRIDS[0]  # how side-by-side images are arranged (the reader cycles through GRIDS)
         self.comparison_layout = COMPARISON_LAYOUTS[0]  # how a mammogram hangs beside its prior
         self.states: dict[str, ViewportState] = {}  # series identity -> state, as images are decoded
@@ -176,11 +177,11 @@ class ReadingSession:
         if current.is_mammography and prior.is_mammography:
             self._show(with_prior(current, prior), (current, prior))
         else:
-            self._show(side_by_side([current, prior]), (current, prior))
+            self._show(side_by_side([current, prior]), (current, prior), compared=True)
 
-    def _show(self, study: Study | None, members: tuple[Study, ...]) -> None:
+    def _show(self, study: Study | None, members: tuple[Study, ...], compared: bool = False) -> None:
         self.set_run(())
-        self.shown, self.on_screen = study, members
+        self.shown, self.on_screen, self.compared = study, members, compared
         self.hanging = None if study is None else self._hang(study)
         self.decoding = study is not None
         self.states, self.failed, self.painted = {}, {}, set()
@@ -195,7 +196,13 @@ class ReadingSession:
     def _hang(self, study: Study) -> Hanging:
         if study.prior is not None:
             return hang(study, self.comparison_layout)
-        return hang(study, self.grid if study.is_side_by_side else "")
+        hanging = hang(study, self.grid if study.is_side_by_side else "")
+        if self.compared:  # a study beside its prior in the grid: each cell says whose it is and the date
+            whose = {series.identity: f"{who} {member.date}".rstrip()
+                     for who, member in zip(("current", "prior"), self.on_screen) for series in member.series}
+            hanging = replace(hanging, cells=tuple(replace(cell, label=f"{cell.label}\n{whose[cell.series.identity]}")
+                                                   if cell.series is not None else cell for cell in hanging.cells))
+        return hanging
 
     def cells(self) -> list[str]:
         """Series identities of the hanging's occupied cells, in reading order."""
