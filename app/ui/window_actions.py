@@ -137,16 +137,39 @@ class WindowActions:
         self.statusBar().showMessage(f"Side-by-side grid: {self.session.next_grid()}", 3000)
 
     def compare_with_prior(self) -> None:
-        """The current study beside its newest prior among the open studies; pressed again, the next older."""
+        """The current study beside its newest prior among the open studies, pressed again the next older;
+        with none open and a PACS set up, the newest prior is fetched from the PACS."""
         priors = self.session.priors()
         if not priors:
-            self.statusBar().showMessage("No earlier study of this patient (same Patient ID and modality, "
-                                         "with a study date) is open", 8000)
+            self._ask_pacs_for_prior()
             return
         shown = self.session.on_screen[1] if len(self.session.on_screen) > 1 else None
         prior = priors[(priors.index(shown) + 1) % len(priors)] if shown in priors else priors[0]
         self.session.compare(prior)
         self.statusBar().showMessage(f"Compared with the prior of {prior.date}", 5000)
+
+    def _ask_pacs_for_prior(self) -> None:
+        from app.pacs.settings import settings_path
+
+        current = self.session.current
+        if current is None or not current.patient_id or not current.date or not settings_path().is_file():
+            self.statusBar().showMessage("No earlier study of this patient (same Patient ID and modality, "
+                                         "with a study date) is open", 8000)
+            return
+        if not hasattr(self, "prior_lookup"):
+            from app.ui.prior_lookup import PriorLookup
+
+            self.prior_lookup = PriorLookup(self)
+            self.prior_lookup.finished.connect(self._on_prior_fetched)
+        self.statusBar().showMessage("No prior is open: asking the PACS…")
+        self.prior_lookup.start(current)
+
+    def _on_prior_fetched(self, studies, message: str) -> None:
+        self.session.add_studies(studies)
+        priors = self.session.priors()
+        if priors:
+            self.session.compare(priors[0])
+        self.statusBar().showMessage(message, 10000)
 
     def _set_show_patient_name(self, show: bool) -> None:
         self.settings.set_show_patient_name(show)
