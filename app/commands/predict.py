@@ -12,6 +12,7 @@ import numpy as np
 
 from app.core.errors import RadLensError
 from app.core.text import describe, printable
+from app.export.results_bundle import BundleWriter, ImageResult
 from app.inference.glam.exam_list import read_exam_labels
 from app.inference.manifest import ModelManifest
 from app.inference.registry import ModelRegistry
@@ -36,12 +37,13 @@ class BatchReport:
 
 def predict_folder(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                    visualizations: bool = True, registry: ModelRegistry | None = None,
-                   progress=None, exam_list: Path | None = None) -> BatchReport:
+                   progress=None, exam_list: Path | None = None, bundle: BundleWriter | None = None) -> BatchReport:
     """Run a model on every readable image under `source`: `model_name` when given, else the one
     routing.choose_model picks per image; unreadable images, and those no model fits, are listed, not fatal.
 
     When every prediction comes from a GLAM model, predictions.csv has GLAM's own columns
-    (image_index, benign_pred, malignant_pred, and the labels when `exam_list` gives them)."""
+    (image_index, benign_pred, malignant_pred, and the labels when `exam_list` gives them).
+    `bundle`: each result also goes into it (DICOM SEG now, findings SR at its finish), for a PACS."""
     exam_labels = read_exam_labels(exam_list) if exam_list else {}
     registry = registry or ModelRegistry.discover()
     chosen = registry.get(model_name) if model_name else None
@@ -66,6 +68,8 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
                     glam_rows.append(_glam_row(path, outcome, exam_labels))
                 columns += [c for c in rows[-1] if c not in columns]
                 _write_outputs(out, relative, image, outcome, visualizations)
+                if bundle is not None:
+                    bundle.add(ImageResult(path, outcome, is_dicom=image.info.source_format == "dicom"))
                 report.predicted += 1
         if progress:
             progress(done, len(series))
