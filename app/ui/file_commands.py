@@ -44,6 +44,7 @@ class FileCommands:
         if self.pacs_panel is None:
             self.pacs_panel = PacsPanel(self.open_paths, self)
             self.addDockWidget(QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, self.pacs_panel)
+            self.resizeDocks([self.pacs_panel], [300], QtCore.Qt.Orientation.Vertical)
         self.pacs_panel.show()
         self.pacs_panel.raise_()
         self.pacs_panel.name_edit.setFocus()

@@ -202,8 +202,9 @@ class PacsPanel(QtWidgets.QDockWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setSectionResizeMode(6, QtWidgets.QHeaderView.ResizeMode.Stretch)  # description
         self.table.verticalHeader().setVisible(False)
+        self.table.setWordWrap(False)
         self.table.doubleClicked.connect(lambda _: self.retrieve())
         self.table.selectionModel().selectionChanged.connect(self._on_selection)
         layout.addWidget(self.table, 1)
@@ -302,6 +303,7 @@ class PacsPanel(QtWidgets.QDockWidget):
             return
         matches, states = outcome
         self.model.set_matches(matches, states)
+        self.table.resizeColumnsToContents()
         self.show_message(f"{len(matches)} stud{'y' if len(matches) == 1 else 'ies'} found")
         if matches:
             self.table.selectRow(0)
@@ -346,12 +348,13 @@ class PacsPanel(QtWidgets.QDockWidget):
         self.progress.setVisible(False)
         self.cancel_button.setVisible(False)
         self.model.set_state(uid, cache_state(settings, uid))
+        self.table.resizeColumnToContents(len(StudyTableModel.COLUMNS) - 1)
         if not ok:
             self.show_message(f"Retrieve failed: {report}", error=True)
             return
         if report.complete:
             self.show_message(f"Retrieved {report.fetched} image(s) ({report.already} already in the cache); "
-                              f"opening {report.folder}")
+                              "opening the study")
             self.open_paths([report.folder])
             return
         have = report.already + report.fetched
