@@ -184,6 +184,17 @@ def test_studies_pushed_to_radlens_are_listed_and_open(qtbot, main_window, panel
                     timeout=30000)
     assert {str(i.sop_uid) for i in main_window.session.shown.images} == \
            {str(pydicom.dcmread(p).SOPInstanceUID) for p in sources}
+
+    later = study_in_pacs(orthanc, tmp_path / "later", views=("R MLO",), PatientID="PID-2")
+    panel.settings_form.move_box.setChecked(True)  # C-MOVE: delivered to the SCP the panel runs
+    search(qtbot, panel, id="PID-2")
+    panel.retrieve_button.click()
+    wait_idle(qtbot, panel)
+    assert "Retrieved 1 image(s)" in panel.message.text(), panel.message.text()
+    qtbot.waitUntil(lambda: main_window.session.shown is not None and
+                    [str(i.sop_uid) for i in main_window.session.shown.images] ==
+                    [str(pydicom.dcmread(later[0]).SOPInstanceUID)], timeout=30000)
+    assert panel.incoming_list.count() == 2  # what C-MOVE delivered arrived at the Incoming SCP too
     panel.receive_box.setChecked(False)
     assert panel._server is None
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from app.core.text import printable
@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     get = commands.add_parser("get", help="retrieve a study into the cache (C-GET, or WADO-RS with --web); "
                                           "run again to resume")
     get.add_argument("study_uid")
+    get.add_argument("--move", action="store_true", help="C-MOVE to our storage SCP instead of C-GET "
+                                                         "(the default when retrieve_by_move is set)")
     send = commands.add_parser("send", help="send DICOM files to the PACS (C-STORE, or STOW-RS with --web)")
     send.add_argument("files", nargs="+", type=Path)
     for sub in (find, get, send):
@@ -100,6 +102,8 @@ def get(settings, args) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\rretrieving: {done}/{total} instance(s)", end="", file=sys.stderr, flush=True)
 
+    if args.move:
+        settings = replace(settings, retrieve_by_move=True)
     report = retrieve_study(settings, args.study_uid, web=args.web or settings.prefer_dicomweb, progress=progress)
     print(file=sys.stderr)
     print(report.summary())

@@ -24,6 +24,7 @@ class PacsSettings:
     calling_ae: str = "RADLENS"  # ours, when we query, retrieve and send; also our storage SCP's title
     dicomweb_url: str = ""  # e.g. http://127.0.0.1:8042/dicom-web; empty: DICOMweb not used
     prefer_dicomweb: bool = False  # the window searches, retrieves and sends over DICOMweb instead of DIMSE
+    retrieve_by_move: bool = False  # C-MOVE to our storage SCP instead of C-GET (the PACS must know calling_ae)
     cache_dir: str = ""  # retrieved studies; empty: the user's cache folder
     cache_limit_mb: int = 20_000
     scp_address: str = LOOPBACK  # where our storage SCP listens; another address only when the user says so

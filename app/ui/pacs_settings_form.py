@@ -25,6 +25,9 @@ class PacsSettingsForm(QtWidgets.QWidget):
         self.web_edit = QtWidgets.QLineEdit(settings.dicomweb_url, placeholderText="http://host:8042/dicom-web")
         self.prefer_web_box = QtWidgets.QCheckBox("Search, retrieve and send over DICOMweb")
         self.prefer_web_box.setChecked(settings.prefer_dicomweb)
+        self.move_box = QtWidgets.QCheckBox("Retrieve by C-MOVE to our storage SCP (instead of C-GET)")
+        self.move_box.setToolTip("For a PACS without C-GET: it must know our AE title at the address and port below")
+        self.move_box.setChecked(settings.retrieve_by_move)
         self.scp_address_edit = QtWidgets.QLineEdit(settings.scp_address)
         self.scp_address_edit.setToolTip("127.0.0.1 (this computer only) unless the PACS is elsewhere")
         self.scp_port_box = self._port(settings.scp_port)
@@ -39,6 +42,7 @@ class PacsSettingsForm(QtWidgets.QWidget):
         form.addRow("Our AE title", self.calling_edit)
         form.addRow("DICOMweb URL", self.web_edit)
         form.addRow("", self.prefer_web_box)
+        form.addRow("", self.move_box)
         scp_row = QtWidgets.QHBoxLayout()
         scp_row.addWidget(self.scp_address_edit, 1)
         scp_row.addWidget(QtWidgets.QLabel("port"))
@@ -68,6 +72,7 @@ class PacsSettingsForm(QtWidgets.QWidget):
         values.update(host=self.host_edit.text().strip(), port=self.port_box.value(),
                       called_ae=self.called_edit.text(), calling_ae=self.calling_edit.text(),
                       dicomweb_url=self.web_edit.text().strip(), prefer_dicomweb=self.prefer_web_box.isChecked(),
+                      retrieve_by_move=self.move_box.isChecked(),
                       scp_address=self.scp_address_edit.text().strip(), scp_port=self.scp_port_box.value(),
                       scp_allowed_aes=[t.strip() for t in self.allowed_edit.text().split(",") if t.strip()])
         if not values["host"]:
