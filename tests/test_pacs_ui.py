@@ -146,6 +146,15 @@ def test_a_pacs_that_is_down_is_a_clear_message_in_the_panel(qtbot, main_window,
     assert "d9534f" in panel.message.styleSheet()  # shown as an error
 
 
+def test_unreadable_settings_are_said_in_the_panel(qtbot, main_window, tmp_path, monkeypatch):
+    broken = tmp_path / "pacs.json"
+    broken.write_text("{not json")
+    monkeypatch.setenv("RADLENS_PACS_SETTINGS", str(broken))
+    main_window.actions["pacs"].trigger()
+    qtbot.waitUntil(lambda: "the defaults are shown" in main_window.pacs_panel.message.text(), timeout=5000)
+    assert "cannot read the PACS settings" in main_window.pacs_panel.message.text() and no_dialogs()
+
+
 def test_the_connection_form_is_checked_and_saved_per_user(qtbot, panel, pacs_file, orthanc):
     form = panel.settings_form
     form.called_edit.setText("MUCH_TOO_LONG_AE_TITLE")

@@ -1,5 +1,5 @@
-"""Retrieve a study into the cache (C-GET, C-MOVE to our storage SCP, or WADO-RS): resumable, with progress, and when the PACS fails
-a partial study whose note says which instances are missing and why."""
+"""Retrieve a study into the cache (C-GET, C-MOVE to our storage SCP, or WADO-RS): resumable, with progress,
+and when the PACS fails a partial study whose note says which instances are missing and why."""
 
 from __future__ import annotations
 

@@ -127,8 +127,8 @@ class PacsPanel(QtWidgets.QDockWidget):
         try:
             settings = load_settings()
         except PacsSettingsError as error:
-            settings = PacsSettings()
-            QtCore.QTimer.singleShot(0, lambda: self.show_message(f"{error}; the defaults are shown", error=True))
+            settings, problem = PacsSettings(), f"{error}; the defaults are shown"
+            QtCore.QTimer.singleShot(0, lambda: self.show_message(problem, error=True))
         self._build(settings)
         self.retrieve_progress.connect(self._on_retrieve_progress)
         self.received.connect(self._on_received)
