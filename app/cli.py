@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--exam-list", type=Path, metavar="PKL",
                          help="GLAM exam list (pickle of plain lists and dicts): adds benign_label and "
                               "malignant_label to a GLAM model's predictions.csv")
+    predict.add_argument("--send", action="store_true",
+                         help="then send a findings SR per DICOM study (and a DICOM SEG per mask) to the PACS of "
+                              "`radlens pacs config`; the files are kept in OUTPUT/dicom")
     commands.add_parser("pacs", add_help=False, help="query, retrieve from and send to a PACS (see `radlens pacs --help`)")
     commands.add_parser("deid", add_help=False, help="de-identify a DICOM study (see `radlens deid --help`)")
     commands.add_parser("train", add_help=False,
@@ -173,10 +176,21 @@ def predict(args: argparse.Namespace) -> int:
     if not args.input.exists():
         print(f"radlens: no such file or folder: {args.input}", file=sys.stderr)
         return 2
+    bundle = pacs = None
+    if args.send:
+        from app.export.results_bundle import BundleWriter
+        from app.pacs.settings import PacsSettingsError, load_settings
+
+        try:
+            pacs = load_settings()
+        except PacsSettingsError as error:
+            print(f"radlens: --send: {error}", file=sys.stderr)
+            return 2
+        bundle = BundleWriter(args.output / "dicom")
     try:
         report = predict_folder(args.input, args.output, model_name=args.model, device=args.device,
                                 visualizations=not args.no_visualizations, progress=terminal_progress,
-                                exam_list=args.exam_list)
+                                exam_list=args.exam_list, bundle=bundle)
     except (KeyError, ValueError, OSError) as error:
         print(f"radlens: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return 2
@@ -185,4 +199,11 @@ def predict(args: argparse.Namespace) -> int:
         log.warning("Skipped %s: %s", printable(str(problem.path)), problem.reason)
         print(f"skipped {printable(str(problem.path))}: {problem.reason}", file=sys.stderr)
     print(f"{report.predicted} image(s) predicted; results in {printable(str(args.output / 'predictions.csv'))}")
+    if bundle is not None:
+        from app.commands.send_results import send_bundle
+
+        sent = send_bundle(pacs, bundle.finish())
+        print(sent.summary())
+        if not sent.ok:
+            return 1
     return 0 if report.predicted else 1

@@ -116,6 +116,26 @@ def test_echo_find_and_get_a_mammography_study(orthanc, tmp_path):
     assert again.complete and (again.fetched, again.already) == (0, 4)  # nothing fetched twice
 
 
+def test_c_move_to_our_own_storage_scp_retrieves_and_resumes(orthanc, tmp_path):
+    sources = study_in_pacs(orthanc, tmp_path)
+    settings = settings_for(orthanc, tmp_path, retrieve_by_move=True)  # Orthanc knows RADLENS at scp_port
+    study_uid = str(pydicom.dcmread(sources[0]).StudyInstanceUID)
+    seen = []
+    stopped = retrieve_study(settings, study_uid, progress=lambda done, total: seen.append(done),
+                             cancelled=lambda: seen[-1] >= 1)
+    assert stopped.problem == "cancelled" and stopped.fetched == 1 and len(stopped.missing) == 3
+    resumed = retrieve_study(settings, study_uid)
+    assert resumed.complete and (resumed.already, resumed.fetched) == (1, 3), resumed.summary()
+    for source in sources:
+        original = pydicom.dcmread(source)
+        copy = pydicom.dcmread(resumed.folder / f"{original.SOPInstanceUID}.dcm")
+        assert np.array_equal(copy.pixel_array, original.pixel_array)
+    elsewhere = settings_for(orthanc, tmp_path / "b", retrieve_by_move=True, scp_port=free_port())
+    lost = retrieve_study(elsewhere, study_uid)  # Orthanc sends to where it knows RADLENS: nobody listens there
+    assert not lost.complete and len(lost.missing) == 4, lost.summary()
+    assert "did not send them to our storage SCP" in lost.problem
+
+
 def test_get_over_dicomweb(orthanc, tmp_path):
     sources = study_in_pacs(orthanc, tmp_path, views=("R CC", "L CC"))
     settings = settings_for(orthanc, tmp_path)

@@ -12,6 +12,7 @@ import numpy as np
 
 from app.core.errors import RadLensError
 from app.core.text import describe, printable
+from app.export.results_bundle import BundleWriter, ImageResult
 from app.inference.glam.exam_list import read_exam_labels
 from app.inference.manifest import ModelManifest
 from app.inference.registry import ModelRegistry
@@ -34,13 +35,14 @@ class BatchReport:
 
 def predict_folder(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                    visualizations: bool = True, registry: ModelRegistry | None = None,
-                   progress=None, exam_list: Path | None = None) -> BatchReport:
+                   progress=None, exam_list: Path | None = None, bundle: BundleWriter | None = None) -> BatchReport:
     """Run a model on every readable image under `source`: `model_name` when given, else the one
     routing.choose_model picks per image; unreadable images, and those no model fits, are listed, not fatal.
 
     Each row's columns after `image` and `model` are its task's (tasks/). When every prediction comes from
     one task with columns of its own (GLAM: image_index, benign_pred, malignant_pred, and the labels when
-    `exam_list` gives them), predictions.csv has those instead."""
+    `exam_list` gives them), predictions.csv has those instead.
+    `bundle`: each result also goes into it (DICOM SEG now, findings SR at its finish), for a PACS."""
     exam_labels = read_exam_labels(exam_list) if exam_list else {}
     registry = registry or ModelRegistry.discover()
     chosen = registry.get(model_name) if model_name else None
@@ -64,6 +66,8 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
                 outcomes.append((path, outcome))
                 columns += [c for c in rows[-1] if c not in columns]
                 _write_outputs(out, relative, image, outcome, visualizations)
+                if bundle is not None:
+                    bundle.add(ImageResult(path, outcome, is_dicom=image.info.source_format == "dicom"))
                 report.predicted += 1
         if progress:
             progress(done, len(series))

@@ -93,6 +93,14 @@ class AiDock(QtWidgets.QDockWidget):
         form.addRow(buttons)
         form.addRow(self.auto_run)
         form.addRow("Device", self.device_box)
+        self.send_button = QtWidgets.QPushButton("Send results to PACS")  # the window connects it
+        self.send_button.setToolTip("Findings SR, DICOM SEG of masks and a capture of the active view, "
+                                    "to the PACS set in File > PACS… (DICOM images only)")
+        self.send_status = QtWidgets.QLabel()
+        self.send_status.setWordWrap(True)
+        self.send_status.setVisible(False)
+        form.addRow(self.send_button)
+        form.addRow(self.send_status)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setVisible(False)
         form.addRow(self.progress)
@@ -164,6 +172,11 @@ class AiDock(QtWidgets.QDockWidget):
         return ExplainOptions(layers=layers, method=self.method_box.currentData(),
                               target_class=self.target_box.currentData())
 
+    def show_send_status(self, summary: str, ok: bool) -> None:
+        self.send_status.setText(summary)
+        self.send_status.setStyleSheet("" if ok else "color: #d9534f;")
+        self.send_status.setVisible(True)
+
     # ---- running -------------------------------------------------------------------------------
     def _on_shown(self, _study: Study | None) -> None:
         """Another study is on screen: what ran for the old one was stopped by the session; clear the panel."""
@@ -173,6 +186,7 @@ class AiDock(QtWidgets.QDockWidget):
         self.results_panel.show_result(None)
         self.results_panel.show_exam(None)
         self.layer_panel.show_layers([])
+        self.send_status.setVisible(False)
 
     def study_decoded(self) -> None:
         if self.auto_run.isChecked() or self.run_when_decoded:

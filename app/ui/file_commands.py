@@ -37,6 +37,18 @@ class FileCommands:
             return
         self.open_paths(paths)
 
+    def show_pacs(self) -> None:
+        """The PACS panel, made on first use (pynetdicom is loaded then, not when the window opens)."""
+        from app.ui.pacs_panel import PacsPanel
+
+        if self.pacs_panel is None:
+            self.pacs_panel = PacsPanel(self.open_paths, self)
+            self.addDockWidget(QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, self.pacs_panel)
+            self.resizeDocks([self.pacs_panel], [300], QtCore.Qt.Orientation.Vertical)
+        self.pacs_panel.show()
+        self.pacs_panel.raise_()
+        self.pacs_panel.name_edit.setFocus()
+
     def choose_files(self) -> None:
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(
             self, "Open images", "", "Images (*.dcm *.dicom *.png *.jpg *.jpeg *.ima);;All files (*)")

@@ -10,6 +10,7 @@ from app.core.study import Study
 from app.session import ReadingSession
 from app.ui.ai_dock import AiDock
 from app.ui.file_commands import WELCOME, FileCommands
+from app.ui.send_results import ResultsSender
 from app.ui.settings import AppSettings
 from app.ui.study_list_panel import StudyListPanel
 from app.ui.study_loading import StudyLoadController
@@ -39,7 +40,11 @@ class MainWindow(FileCommands, StudyListPanel, WindowActions, QtWidgets.QMainWin
         self.ai = AiDock(self.session, self.settings, parent=self)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, self.ai)
         self.resizeDocks([self.ai], [340], QtCore.Qt.Orientation.Horizontal)
+        self.pacs_panel = None  # made by show_pacs
+        self.results_sender = ResultsSender(self.session, self.study_view, self)
+        self.results_sender.finished.connect(self._on_results_sent)
         self._build_actions()
+        self.ai.send_button.clicked.connect(self.actions["send_results"].trigger)
         self._build_status_bar()
         self._connect_loader()
         self.session.active_changed.connect(self._on_active)
@@ -98,6 +103,10 @@ class MainWindow(FileCommands, StudyListPanel, WindowActions, QtWidgets.QMainWin
             self.statusBar().showMessage(shown.title, 5000)
             self.ai.study_decoded()
 
+    def _on_results_sent(self, summary: str, ok: bool) -> None:
+        self.ai.show_send_status(summary, ok)
+        self.statusBar().showMessage(summary.splitlines()[0], 10000)
+
     def _restore_window(self) -> None:
         geometry, state = self.settings.geometry(), self.settings.window_state()
         if geometry is None or not self.restoreGeometry(geometry):
@@ -108,5 +117,7 @@ class MainWindow(FileCommands, StudyListPanel, WindowActions, QtWidgets.QMainWin
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.loader.cancel()
         self.ai.controller.cancel()
+        if self.pacs_panel is not None:
+            self.pacs_panel.shut_down()
         self.settings.save_window(self.saveGeometry(), self.saveState())
         super().closeEvent(event)

@@ -35,6 +35,8 @@ SHORTCUTS = (
     Shortcut("hide_overlays", "H", "Hide or show all AI overlays"),
     Shortcut("export_view", "Ctrl+E", "Export the active view with its overlays as PNG"),
     Shortcut("export_seg", "Ctrl+Shift+E", "Export the active image's mask as DICOM SEG"),
+    Shortcut("pacs", "Ctrl+Shift+P", "PACS: search, retrieve, receive studies and connection settings"),
+    Shortcut("send_results", "Ctrl+Shift+S", "Send the study's AI results to the PACS (SR, SEG, view capture)"),
     Shortcut("cancel", "Esc", "Cancel loading"),
     Shortcut("help", "F1", "Keyboard and mouse help"),
     Shortcut("quit", "Ctrl+Q", "Quit"),

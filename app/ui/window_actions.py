@@ -26,7 +26,8 @@ class WindowActions:
             "patient_name": None, "cancel": self.cancel_loading, "help": self.show_help, "quit": self.close,
             "grid": self.next_grid, "compare_prior": self.compare_with_prior, "run_ai": self.ai.run,
             "hide_overlays": None, "export_view": self.export_view,
-            "export_seg": self.export_segmentation,
+            "export_seg": self.export_segmentation, "pacs": self.show_pacs,
+            "send_results": self.results_sender.send,
         }
         self.actions: dict[str, QtGui.QAction] = {}
         for shortcut in SHORTCUTS:
@@ -53,6 +54,8 @@ class WindowActions:
         self.actions["link"].setIconText("Link")
         self.actions["reset"].setIconText("Reset")
         self.actions["open_files"].setIconText("Open")
+        self.actions["pacs"].setText("&PACS…")
+        self.actions["send_results"].setText("&Send Results to PACS")
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
@@ -61,6 +64,7 @@ class WindowActions:
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addAction("Open &Demo Study", self.open_demo)
+        file_menu.addAction(self.actions["pacs"])
         file_menu.addSeparator()
         file_menu.addAction("&Import Model…", self.import_model)
         file_menu.addSeparator()
@@ -77,6 +81,7 @@ class WindowActions:
         ai_menu = menu.addMenu("&AI")
         ai_menu.addAction(self.actions["run_ai"])
         ai_menu.addAction(self.actions["hide_overlays"])
+        ai_menu.addAction(self.actions["send_results"])
         ai_menu.addAction(self.ai.toggleViewAction())
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.actions["help"])
