@@ -105,7 +105,7 @@ class FileCommands:
             if not chosen:
                 return None
             path = Path(chosen)
-        if not viewport.grab().save(str(path), "PNG"):
+        if not viewport.canvas.grab().save(str(path), "PNG"):  # the image as drawn, without the cell border
             QtWidgets.QMessageBox.warning(self, "Export view", f"Could not write {path}")
             return None
         self.session.record_export(path, "view", viewport.state.image.info.identity)

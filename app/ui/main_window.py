@@ -18,6 +18,9 @@ from app.ui.study_view import StudyView
 from app.ui.window_actions import WindowActions
 
 
+WORKER_THREADS = 8
+
+
 class MainWindow(FileCommands, StudyListPanel, WindowActions, QtWidgets.QMainWindow):
     """Built from a `ReadingSession`, the reading area and the AI dock built on it, and the three parts mixed
     in: file commands, the study list panel, and actions with menus. This file ties the loaders to the session
@@ -29,6 +32,11 @@ class MainWindow(FileCommands, StudyListPanel, WindowActions, QtWidgets.QMainWin
         self.setWindowTitle("RadLens")
         self.setAcceptDrops(True)
         self.session = ReadingSession()
+        # The workers (scan, decode, inference, PACS retrieve and send, prior lookup) share Qt's global pool,
+        # which holds one thread per core: on two cores a long AI run and a decode left a send waiting forever.
+        # They wait on disk, network or torch (which releases the GIL), so a few more threads than cores is right.
+        pool = QtCore.QThreadPool.globalInstance()
+        pool.setMaxThreadCount(max(pool.maxThreadCount(), WORKER_THREADS))
         self._pending_recent: list[Path] = []
         self.loader = StudyLoadController(self)
         self.session.shown_changed.connect(self._on_shown)  # first: decoding overlaps building the viewports

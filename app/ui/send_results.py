@@ -67,7 +67,7 @@ class ResultsSender(QtCore.QObject):
             self.finished.emit("Not sent: run the AI on the study first; there are no results to send.", False)
             return
         viewport = self.study_view.active
-        capture = view_capture(self.session, view_rgb(viewport)) if viewport is not None else None
+        capture = view_capture(self.session, view_rgb(viewport.canvas)) if viewport is not None else None  # no cell border
         out = settings.sent_folder / time.strftime("%Y%m%d-%H%M%S")
         suffix = 1
         while out.exists():
