@@ -44,14 +44,15 @@ def ensure_environment(argv: list[str]) -> None:
 
 
 def _install() -> None:
+    """Everything goes to stderr: stdout belongs to the command being run (`radlens pacs find --json`)."""
     print(f"RadLens: setting up {VENV_DIR} (first run, a few minutes; no further downloads at run time)",
-          flush=True)
+          file=sys.stderr, flush=True)
     if not _venv_python().exists():
         venv.EnvBuilder(with_pip=True, clear=VENV_DIR.exists()).create(VENV_DIR)
     pip = [str(_venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
-    subprocess.run([*pip, "-e", f"{REPO_ROOT}[test,scale]"], check=True)
+    subprocess.run([*pip, "-e", f"{REPO_ROOT}[test,scale]"], check=True, stdout=sys.stderr)
     (VENV_DIR / STAMP_NAME).write_text(_pyproject_hash())
-    print("RadLens: set-up complete", flush=True)
+    print("RadLens: set-up complete", file=sys.stderr, flush=True)
 
 
 def _venv_python() -> Path:

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--memory-mb", type=int, default=None, metavar="MB",
                          help="ray: bound on decoded images queued between decoding and the models "
                               "(default 64 per actor, at least 512)")
+    predict.add_argument("--send", action="store_true",
+                         help="then send a findings SR per DICOM study (and a DICOM SEG per mask) to the PACS of "
+                              "`radlens pacs config`; the files are kept in OUTPUT/dicom")
     commands.add_parser("pacs", add_help=False, help="query, retrieve from and send to a PACS (see `radlens pacs --help`)")
     commands.add_parser("deid", add_help=False, help="de-identify a DICOM study (see `radlens deid --help`)")
     commands.add_parser("train", add_help=False,
@@ -185,6 +188,21 @@ def predict(args: argparse.Namespace) -> int:
     if not args.input.exists():
         print(f"radlens: no such file or folder: {args.input}", file=sys.stderr)
         return 2
+    bundle = pacs = None
+    if args.send:
+        if args.engine == "ray":
+            print("radlens: --send needs the local engine (its findings SR gathers every result of the run)",
+                  file=sys.stderr)
+            return 2
+        from app.export.results_bundle import BundleWriter
+        from app.pacs.settings import PacsSettingsError, load_settings
+
+        try:
+            pacs = load_settings()
+        except PacsSettingsError as error:
+            print(f"radlens: --send: {error}", file=sys.stderr)
+            return 2
+        bundle = BundleWriter(args.output / "dicom")
     options = dict(model_name=args.model, device=args.device, visualizations=not args.no_visualizations,
                    show_progress=True, exam_list=args.exam_list)
     try:
@@ -200,7 +218,7 @@ def predict(args: argparse.Namespace) -> int:
         else:
             from app.commands.predict import predict_folder
 
-            report = predict_folder(args.input, args.output, **options)
+            report = predict_folder(args.input, args.output, bundle=bundle, **options)
     except (KeyError, ValueError, OSError) as error:
         print(f"radlens: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return 2
@@ -209,4 +227,11 @@ def predict(args: argparse.Namespace) -> int:
         log.warning("Skipped %s: %s", printable(str(problem.path)), problem.reason)
         print(f"skipped {printable(str(problem.path))}: {problem.reason}", file=sys.stderr)
     print(report.summary() + f"; results in {printable(str(args.output / 'predictions.csv'))}")
+    if bundle is not None:
+        from app.commands.send_results import send_bundle
+
+        sent = send_bundle(pacs, bundle.finish())
+        print(sent.summary())
+        if not sent.ok:
+            return 1
     return 0 if report.predicted else 1

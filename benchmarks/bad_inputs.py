@@ -85,8 +85,9 @@ def budget_edge(work: Path, models: Path) -> str:
     """What the budget still lets through: files declaring 20000 x 20000 (exactly the budget) with
     tiny pixel data, through `predict`; the time and memory of the worst file a budget admits."""
     import numpy as np
+    from pydicom.uid import RLELossless
 
-    from tests.bad_inputs import RLELossless, _jpeg_declaring, _saved, dicom_dataset, jpeg_dicom_bytes
+    from tests.bad_inputs import _jpeg_declaring, _saved, dicom_dataset, jpeg_dicom_bytes
 
     folder = work / "edge"
     folder.mkdir()

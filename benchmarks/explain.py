@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.inference.explain import CamExplainer, GradCam  # noqa: E402
+from app.inference.cam_methods import GradCam  # noqa: E402
+from app.inference.explain import CamExplainer  # noqa: E402
 from app.inference.networks import build_network  # noqa: E402
 
 LAYERS = ("_blocks.10", "_blocks.15", "_head_activation")  # 1/16, 1/32 and the head

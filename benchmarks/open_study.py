@@ -132,20 +132,20 @@ def measure_app(folder: Path, scratch: Path) -> dict:
     seconds, rises = [], []
     for copy in copies:
         loop, timeout = QtCore.QEventLoop(), QtCore.QTimer(singleShot=True, interval=PAINT_TIMEOUT_MS)
-        window.study_view.all_painted.connect(loop.quit)
+        window.session.drawn.connect(loop.quit)
         timeout.timeout.connect(loop.quit)
         timeout.start()
         reset = reset_peak_rss()
         rss_before = memory_kib("VmRSS")
         start = time.perf_counter()
         window.open_paths([copy])
-        if not window.study_view.is_fully_painted:
+        if not window.session.is_fully_painted:
             loop.exec()
         seconds.append(time.perf_counter() - start)
         timeout.stop()
-        if not window.study_view.is_fully_painted:
-            raise SystemExit(f"not painted within {PAINT_TIMEOUT_MS / 1000:.0f} s; problems: {window.problems}")
-        window.study_view.all_painted.disconnect(loop.quit)
+        if not window.session.is_fully_painted:
+            raise SystemExit(f"not painted within {PAINT_TIMEOUT_MS / 1000:.0f} s; problems: {window.session.problems}")
+        window.session.drawn.disconnect(loop.quit)
         rises.append((memory_kib("VmHWM") - rss_before) * 1024 if reset or not rises else None)
         while window.loader.busy:  # let the decode worker finish before the next open
             app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)

@@ -52,8 +52,6 @@ def best(action, repeats: int = REPEATS) -> float:
 
 
 def main() -> int:
-    import pydicom
-
     from app.pacs.query import StudyQuery, find_studies
     from app.pacs.retrieve import retrieve_study
     from app.pacs.settings import PacsSettings
@@ -68,7 +66,6 @@ def main() -> int:
     try:
         files = mg_study(work / "study", size=SHAPE, views=VIEWS, PatientID="BENCH-1", PatientName="BENCH^MARK")
         study_bytes = sum(p.stat().st_size for p in files)
-        study_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).StudyInstanceUID)
         orthanc = OrthancServer(work / "orthanc", modalities={"RADLENS": ("127.0.0.1", free_port())}).start()
         try:
             orthanc.upload(*files)

@@ -110,9 +110,9 @@ def main() -> None:
         window = MainWindow(settings=settings)
         window.resize(1600, 1000), window.show(), window.open_paths([tmp / "study"])
         deadline = time.perf_counter() + TIMEOUT_MS / 1000
-        while not (window.scan_done and window.study_view.is_fully_painted and not window.loader.busy):
+        while not (not window.session.reading and window.session.is_fully_painted and not window.loader.busy):
             if time.perf_counter() > deadline:
-                raise SystemExit(f"study not painted; problems: {window.problems}")
+                raise SystemExit(f"study not painted; problems: {window.session.problems}")
             app.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
         print(f"device {window.ai.controller.engine.device_preference}, {os.cpu_count()} cores", flush=True)
 
@@ -120,8 +120,8 @@ def main() -> None:
         for run in range(RUNS):
             [spans.clear() for spans in phases.values()]
             ticks, done_at = tick_times(window.ai.run, window.ai.run_finished)
-            if len(window.ai.results) != 4:
-                raise SystemExit(f"run {run + 1}: {len(window.ai.results)} of 4 results")
+            if len(window.session.results) != 4:
+                raise SystemExit(f"run {run + 1}: {len(window.session.results)} of 4 results")
             gaps = np.diff(ticks) * 1000
             long = [(ticks[i], ticks[i + 1]) for i in np.flatnonzero(gaps > GOAL_MS / 2)]
             inside = {p: 1000 * sum(max(0.0, min(e, b) - max(s, a)) for a, b in long for s, e in spans)

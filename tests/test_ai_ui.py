@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -46,7 +45,7 @@ def ultrasound_study(folder: Path, count: int, modality: str = "US", uid: str = 
 
 def open_study(qtbot, window, folder: Path) -> None:
     window.open_paths([folder])
-    qtbot.waitUntil(lambda: window.scan_done and not window.loader.busy and window.study_view.is_fully_painted,
+    qtbot.waitUntil(lambda: not window.session.reading and not window.loader.busy and window.session.is_fully_painted,
                     timeout=20000)
 
 
@@ -76,7 +75,7 @@ def test_layers_land_on_their_own_image_and_the_panel_binds_both_ways(qtbot, ai_
     for viewport in viewports:
         assert viewport.overlays, "no layer drawn"
         assert all(layer.image_identity == viewport.state.image.info.identity for layer in viewport.overlays)
-    ai_window.study_view.set_active(viewports[1])
+    ai_window.study_view.activate(viewports[1])
     controls = ai_window.ai.layer_panel.controls
     assert len(controls) == 1 and controls[0].layer.image_identity == viewports[1].state.image.info.identity
     layer, items = controls[0].layer, viewports[1].overlays[controls[0].layer]
@@ -103,7 +102,7 @@ def test_a_late_result_never_lands_on_the_study_opened_meanwhile(qtbot, ai_windo
     open_study(qtbot, ai_window, second)
     qtbot.waitUntil(lambda: not ai_window.ai.controller.busy, timeout=20000)
     qtbot.wait(200)
-    assert not ai_window.ai.results and not ai_window.ai.stack.layers
+    assert not ai_window.session.results and not ai_window.session.layers.layers
     assert not any(v.overlays for v in ai_window.study_view.viewports)
 
 
@@ -112,13 +111,13 @@ def test_the_dock_drops_results_for_another_study_or_another_image(qtbot, ai_win
     uid = "1.2.826.0.1.3680043.8.498.43"
     open_study(qtbot, ai_window, ultrasound_study(tmp_path / "a", 1, uid=uid))
     run_ai_and_wait(qtbot, ai_window)
-    old_key, (old_result,) = ai_window.current_study.key, ai_window.ai.results.values()
+    old_key, (old_result,) = ai_window.session.shown.key, ai_window.session.results.values()
     open_study(qtbot, ai_window, ultrasound_study(tmp_path / "b", 1, uid=uid))
     (series_identity,) = ai_window.study_view.viewport_by_series
     controller = ai_window.ai.controller
     controller.result_ready.emit(old_key, series_identity, old_result)  # the old study's run
-    controller.result_ready.emit(ai_window.current_study.key, series_identity, old_result)  # another image
-    assert not ai_window.ai.results and not ai_window.ai.stack.layers
+    controller.result_ready.emit(ai_window.session.shown.key, series_identity, old_result)  # another image
+    assert not ai_window.session.results and not ai_window.session.layers.layers
     assert not any(v.overlays for v in ai_window.study_view.viewports)
 
 
@@ -130,7 +129,7 @@ def test_cancel_stops_before_the_next_image(qtbot, ai_window, tmp_path, monkeypa
     ai_window.ai.cancel()
     qtbot.waitUntil(lambda: not ai_window.ai.controller.busy, timeout=20000)
     qtbot.wait(300)
-    assert len(calls) <= 2 and not ai_window.ai.results
+    assert len(calls) <= 2 and not ai_window.session.results
     assert not ai_window.ai.progress.isVisible()
 
 
@@ -150,9 +149,9 @@ def test_exports_the_view_as_png_and_the_mask_as_dicom_seg(qtbot, ai_window, tmp
     open_study(qtbot, ai_window, study)
     run_ai_and_wait(qtbot, ai_window)
     viewport = ai_window.study_view.viewports[0]
-    ai_window.study_view.set_active(viewport)
-    result = ai_window.ai.results[viewport.state.image.info.identity]
-    mask_layer = ai_window.ai.stack.for_image(result.image_identity)[0]
+    ai_window.study_view.activate(viewport)
+    result = ai_window.session.results[viewport.state.image.info.identity]
+    mask_layer = ai_window.session.layers.for_image(result.image_identity)[0]
     mask_layer.threshold = float(np.median(result.mask))  # what the reader sees is what is exported
     png = ai_window.export_view(tmp_path / "view.png")
     assert png is not None and not QtGui.QImage(str(png)).isNull()
@@ -192,9 +191,9 @@ def test_the_panel_states_the_mask_at_the_threshold_the_reader_set(qtbot, ai_win
     open_study(qtbot, ai_window, study)
     run_ai_and_wait(qtbot, ai_window)
     viewport = ai_window.study_view.viewports[0]
-    ai_window.study_view.set_active(viewport)
-    result = ai_window.ai.results[viewport.state.image.info.identity]
-    mask_layer = ai_window.ai.stack.for_image(result.image_identity)[0]
+    ai_window.study_view.activate(viewport)
+    result = ai_window.session.results[viewport.state.image.info.identity]
+    mask_layer = ai_window.session.layers.for_image(result.image_identity)[0]
     assert result.threshold == 0.5
     mask_layer.threshold = 0.9
     area = float((result.mask >= mask_layer.threshold).mean()) * 100

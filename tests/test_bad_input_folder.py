@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.core.text import printable
-from tests.bad_inputs import BAD, FUZZED, GOOD, write_bad_inputs
+from tests.bad_inputs import BAD, GOOD, write_bad_inputs
 from tests.model_factory import make_package
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,14 +76,14 @@ def test_predict_over_the_bad_folder_predicts_every_good_file_and_lists_every_ba
 def test_the_window_shows_every_good_file_and_lists_every_bad_one(qtbot, main_window, bad_folder):
     folder, made = bad_folder
     main_window.open_paths([folder])
-    qtbot.waitUntil(lambda: main_window.scan_done, timeout=60000)
+    qtbot.waitUntil(lambda: not main_window.session.reading, timeout=60000)
     shown = set()
     for row in range(main_window.study_list.count()):
         main_window.study_list.setCurrentRow(row)
-        qtbot.waitUntil(lambda: not main_window.loader.busy and main_window.study_view.is_fully_painted,
+        qtbot.waitUntil(lambda: not main_window.loader.busy and main_window.session.is_fully_painted,
                         timeout=20000)
         shown |= {v.state.image.info.path for v in main_window.study_view.viewports if v.state is not None}
-    listed = {p.path: p.reason for p in main_window.problems}
+    listed = {p.path: p.reason for p in main_window.session.problems}
     texts = [main_window.problem_list.item(i).text() for i in range(main_window.problem_list.count())]
     for item in made:
         if item.expect == GOOD:

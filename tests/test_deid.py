@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.uid import generate_uid
 
 from app.export.deid import BASIC_PROFILE_REMOVED, deidentify
 from tests.dicom_factory import mg_study, write_dicom

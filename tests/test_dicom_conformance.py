@@ -109,7 +109,7 @@ def test_orientation_markers_stay_true_after_the_hanging_and_the_readers_flips(t
     assert state.orientation_markers() == {"left": "P", "right": "A", "top": "R", "bottom": "L"}
     state.flip(horizontal=False)
     assert state.orientation_markers() == {"left": "P", "right": "A", "top": "L", "bottom": "R"}
-    state.reset_flips()
+    state.reset()
     assert (state.flip_h, state.flip_v) == (True, False)
     plain = write_dicom(tmp_path / "plain.dcm", g, Modality="OT")
     assert ViewportState(load(plain)).orientation_markers() == {}

@@ -11,7 +11,8 @@ from app.core.errors import RadLensError
 from app.inference.device import choose_device
 from app.inference.manifest import ModelPackageError
 from app.inference.registry import ModelRegistry
-from app.inference.runner import InferenceEngine, InferenceError
+from app.inference.runner import InferenceEngine
+from app.inference.tasks import InferenceError
 from app.io.errors import StudyLoadError
 from tests.model_factory import make_package
 

@@ -18,6 +18,7 @@ from app.inference.glam.pipeline import (GlamSettings, fuse, prepare_view, selec
 from app.inference.glam.window import best_center
 from app.inference.manifest import ModelPackageError
 from app.inference.runner import InferenceEngine
+from app.inference.tasks import TASKS
 from tests.model_factory import make_glam_package
 
 # From the GLAM README for sample exam 0 (see ../shared/datasets/README.md).
@@ -123,7 +124,7 @@ def test_saliency_and_patch_land_on_the_image_grid_for_both_sides(tmp_path, righ
     (box,) = result.patches
     assert 0 <= box.x and box.x + box.width <= 200 and 0 <= box.y and box.y + box.height <= 300
     assert 0 <= result.probabilities.min() and result.probabilities.max() <= 1
-    layers = result.layers()
+    layers = TASKS[result.task].layers(result)
     assert [layer.name for layer in layers] == ["Benign saliency", "Malignant saliency", "Patch map"]
     assert layers[1].range_text == "saliency (not a probability) 0 to 1" and layers[1].colormap == "reds"
 

@@ -49,11 +49,11 @@ def test_a_four_view_exam_gets_saliency_and_patch_layers_scores_and_a_magnified_
         assert names == ["Benign saliency", "Malignant saliency", "Patch map"], viewport.label
     panel = window.ai.results_panel
     assert panel.exam_table.isVisible() and panel.exam_table.rowCount() == 4 + 2 + 1
-    window.study_view.set_active(window.study_view.viewports[0])
+    window.study_view.activate(window.study_view.viewports[0])
     assert panel.patch_view.isVisible() and not panel.patch_view.pixmap().isNull()
     opacity = next(c for c in window.ai.layer_panel.controls if c.layer.name == "Malignant saliency").opacity_slider
     opacity.setValue(20)
-    layer = next(l for l in window.ai.stack.layers if l.name == "Malignant saliency"
+    layer = next(l for l in window.session.layers.layers if l.name == "Malignant saliency"
                  and l.image_identity == window.study_view.viewports[0].state.image.info.identity)
     assert layer.opacity == pytest.approx(0.2)
 

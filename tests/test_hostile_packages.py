@@ -18,7 +18,7 @@ from app.inference.model_import import import_model
 from app.inference.package_check import check_package
 from app.inference.registry import ModelRegistry
 from app.inference.runner import InferenceEngine
-from app.inference.weights import sha256_of
+from app.inference.hash_cache import sha256_of
 from app.io.limits import MANIFEST_MAX_BYTES
 from tests.model_factory import make_package
 

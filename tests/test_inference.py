@@ -18,12 +18,15 @@ from torch import nn
 
 from app.core.image import ImageInfo, LoadedImage
 from app.inference import runner as runner_module
-from app.inference.explain import CamExplainer, GradCam, GradCamPlusPlus
+from app.inference.cam_methods import GradCam, GradCamPlusPlus
+from app.inference.explain import CamExplainer
 from app.inference.manifest import ModelPackageError, read_manifest
 from app.inference.networks import build_network, imagenet_weights_path, load_imagenet_encoder
+from app.inference.options import ExplainOptions
 from app.inference.registry import ModelRegistry
-from app.inference.runner import ExplainOptions, InferenceEngine
+from app.inference.runner import InferenceEngine
 from app.inference.weights import load_strict, read_state_dict
+from app.inference.tasks import TASKS
 from tests.model_factory import make_package
 
 REPO = Path(__file__).resolve().parents[1]
@@ -145,7 +148,7 @@ def test_a_damaged_weights_file_is_refused_by_its_hash(tmp_path):
 def test_a_missing_key_is_an_error_never_a_partial_load(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from app.inference.weights import sha256_of
+    from app.inference.hash_cache import sha256_of
 
     manifest = make_package(tmp_path)
     state = load_file(str(manifest.weights_path))
@@ -209,7 +212,7 @@ def test_segmentation_gives_a_probability_mask_on_the_image_grid(tmp_path):
     manifest = make_package(tmp_path, "seg", task="segmentation")
     result = InferenceEngine("cpu").run(manifest, loaded(np.random.default_rng(0).integers(0, 255, (70, 45), np.uint8)))
     assert result.mask.shape == (70, 45) and 0 <= result.mask.min() and result.mask.max() <= 1
-    assert [layer.kind for layer in result.layers()] == ["mask"]
+    assert [layer.kind for layer in TASKS[result.task].layers(result)] == ["mask"]
 
 
 def test_a_failing_gpu_reruns_on_the_cpu_and_says_so(tmp_path, monkeypatch):

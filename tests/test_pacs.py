@@ -116,6 +116,26 @@ def test_echo_find_and_get_a_mammography_study(orthanc, tmp_path):
     assert again.complete and (again.fetched, again.already) == (0, 4)  # nothing fetched twice
 
 
+def test_c_move_to_our_own_storage_scp_retrieves_and_resumes(orthanc, tmp_path):
+    sources = study_in_pacs(orthanc, tmp_path)
+    settings = settings_for(orthanc, tmp_path, retrieve_by_move=True)  # Orthanc knows RADLENS at scp_port
+    study_uid = str(pydicom.dcmread(sources[0]).StudyInstanceUID)
+    seen = []
+    stopped = retrieve_study(settings, study_uid, progress=lambda done, total: seen.append(done),
+                             cancelled=lambda: seen[-1] >= 1)
+    assert stopped.problem == "cancelled" and stopped.fetched == 1 and len(stopped.missing) == 3
+    resumed = retrieve_study(settings, study_uid)
+    assert resumed.complete and (resumed.already, resumed.fetched) == (1, 3), resumed.summary()
+    for source in sources:
+        original = pydicom.dcmread(source)
+        copy = pydicom.dcmread(resumed.folder / f"{original.SOPInstanceUID}.dcm")
+        assert np.array_equal(copy.pixel_array, original.pixel_array)
+    elsewhere = settings_for(orthanc, tmp_path / "b", retrieve_by_move=True, scp_port=free_port())
+    lost = retrieve_study(elsewhere, study_uid)  # Orthanc sends to where it knows RADLENS: nobody listens there
+    assert not lost.complete and len(lost.missing) == 4, lost.summary()
+    assert "did not send them to our storage SCP" in lost.problem
+
+
 def test_get_over_dicomweb(orthanc, tmp_path):
     sources = study_in_pacs(orthanc, tmp_path, views=("R CC", "L CC"))
     settings = settings_for(orthanc, tmp_path)
@@ -394,3 +414,41 @@ def test_tls_settings_that_cannot_work_say_why(tmp_path):
     with pytest.raises(PacsSettingsError, match="needs tls_cert_file and tls_key_file"):
         server_tls(missing)
     assert client_tls(PacsSettings()) is None and server_tls(PacsSettings()) is None
+
+
+def test_the_newest_prior_of_a_mammogram_is_found_and_fetched_from_the_pacs(orthanc, tmp_path):
+    from app.io.study_loader import scan
+    from app.pacs.priors import fetch_newest_prior, prior_matches
+
+    settings = settings_for(orthanc, tmp_path)
+    current = mg_study(tmp_path / "current", PatientID="PRI-1", StudyDate="20240510")
+    for folder, date in (("prior", "20220302"), ("older", "20200101"), ("later", "20250101")):
+        orthanc.upload(*mg_study(tmp_path / folder, PatientID="PRI-1", StudyDate=date))
+    orthanc.upload(*mg_study(tmp_path / "other", PatientID="PRI-2", StudyDate="20230101"))
+    orthanc.upload(*current)  # the current study on the PACS too: never its own prior
+    (study,) = scan([tmp_path / "current"]).studies
+    assert [m.study_date for m in prior_matches(settings, study)] == ["20220302", "20200101"]
+    fetched = fetch_newest_prior(settings, study)
+    assert fetched.match.study_date == "20220302" and fetched.report.complete
+    (prior,) = scan([fetched.report.folder]).studies
+    assert prior.date == "2022-03-02" and prior.patient_id == "PRI-1" and len(prior.images) == 4
+    assert fetch_newest_prior(settings, study).report.fetched == 0  # in the cache already: nothing again
+
+
+def test_p_fetches_the_prior_from_the_pacs_when_none_is_open(orthanc, tmp_path, qtbot, main_window, monkeypatch):
+    from tests.test_ui import open_and_wait
+
+    settings_file = tmp_path / "pacs.json"
+    save_settings(settings_for(orthanc, tmp_path), settings_file)
+    monkeypatch.setenv("RADLENS_PACS_SETTINGS", str(settings_file))
+    current = mg_study(tmp_path / "current", PatientID="PRI-3", StudyDate="20240510")
+    orthanc.upload(*mg_study(tmp_path / "prior", PatientID="PRI-3", StudyDate="20220302"))
+    main_window.resize(1800, 1000)
+    open_and_wait(qtbot, main_window, [current[0].parent])
+    main_window.actions["compare_prior"].trigger()
+    qtbot.waitUntil(lambda: len(main_window.session.on_screen) == 2, timeout=60000)
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted and not main_window.loader.busy, timeout=20000)
+    assert sum("prior 2022-03-02" in v.label for v in main_window.study_view.viewports) == 4
+    prior = main_window.session.on_screen[1]
+    assert all((tmp_path / "cache") in info.path.parents for info in prior.images)  # fetched into the cache
+    assert len(main_window.session.studies) == 2 and main_window.study_list.count() == 2

@@ -253,9 +253,9 @@ def test_the_window_routes_a_loose_png_and_says_why(shared_datasets, tmp_path, m
     main_window.ai.reload_models()
     assert main_window.ai.model_box.currentData() == ""  # Automatic
     main_window.open_paths([folder])
-    qtbot.waitUntil(lambda: main_window.study_view.is_fully_painted, timeout=20000)
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted, timeout=20000)
     with qtbot.waitSignal(main_window.ai.run_finished, timeout=120000):
         main_window.actions["run_ai"].trigger()
-    result = next(iter(main_window.ai.results.values()))
+    result = next(iter(main_window.session.results.values()))
     assert result.model_key.startswith("cr-chest-cls@") and not result.out_of_distribution
     assert "resembles the training images of cr-chest-cls" in main_window.ai.results_panel.route.text()

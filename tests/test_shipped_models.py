@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.inference.options import ExplainOptions
 from app.inference.registry import ModelRegistry
-from app.inference.runner import ExplainOptions, InferenceEngine
+from app.inference.runner import InferenceEngine
 from app.io.study_loader import decode_image, read_info
 from tests.test_inference import loaded
 

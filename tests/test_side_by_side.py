@@ -33,13 +33,13 @@ def test_several_loose_images_open_together_in_a_grid_each_in_its_own_viewport(q
     paths = loose_images(tmp_path / "in", 3)
     open_and_wait(qtbot, main_window, [tmp_path / "in"])
     view = main_window.study_view
-    assert len(main_window.studies) == 3 and main_window.current_study.is_side_by_side
+    assert len(main_window.session.studies) == 3 and main_window.session.shown.is_side_by_side
     shown = [v.state.image.info.path for v in view.viewports if v.state is not None]
     assert sorted(shown) == sorted(paths)
     cells = {(view.grid.getItemPosition(view.grid.indexOf(v))[:2]) for v in view.viewports}
     assert cells == {(0, 0), (0, 1), (1, 0)}  # 2x2, chosen automatically
     main_window.actions["grid"].trigger()  # G: one row
-    qtbot.waitUntil(lambda: view.is_fully_painted and not main_window.loader.busy, timeout=20000)
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted and not main_window.loader.busy, timeout=20000)
     assert {view.grid.getItemPosition(view.grid.indexOf(v))[:2] for v in view.viewports} == {(0, 0), (0, 1), (0, 2)}
 
 
@@ -47,11 +47,11 @@ def test_selecting_one_study_shows_it_alone_and_several_side_by_side(qtbot, main
     loose_images(tmp_path / "in", 3)
     open_and_wait(qtbot, main_window, [tmp_path / "in"])
     main_window.study_list.setCurrentRow(1)  # a click: that study alone
-    qtbot.waitUntil(lambda: main_window.study_view.is_fully_painted and not main_window.loader.busy, timeout=20000)
-    assert not main_window.current_study.is_side_by_side and len(main_window.study_view.viewports) == 1
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted and not main_window.loader.busy, timeout=20000)
+    assert not main_window.session.shown.is_side_by_side and len(main_window.study_view.viewports) == 1
     main_window.study_list.item(2).setSelected(True)  # Ctrl+click a second one
-    qtbot.waitUntil(lambda: main_window.study_view.is_fully_painted and not main_window.loader.busy, timeout=20000)
-    assert main_window.current_study.is_side_by_side and len(main_window.study_view.viewports) == 2
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted and not main_window.loader.busy, timeout=20000)
+    assert main_window.session.shown.is_side_by_side and len(main_window.study_view.viewports) == 2
 
 
 def test_link_repeats_zoom_and_window_in_every_side_by_side_viewport(qtbot, main_window, tmp_path):
@@ -89,6 +89,6 @@ def test_each_side_by_side_image_gets_its_own_ai_layers(qtbot, main_window, mode
         main_window.actions["run_ai"].trigger()
     for viewport in main_window.study_view.viewports:
         identity = viewport.state.image.info.identity
-        assert identity in main_window.ai.results
+        assert identity in main_window.session.results
         assert viewport.overlays and all(layer.image_identity == identity for layer in viewport.overlays)
     assert {Path(v.state.image.info.path) for v in main_window.study_view.viewports} == set(paths)

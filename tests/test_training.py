@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from app.inference.manifest import InputSpec
+from app.inference.options import ExplainOptions
 from app.inference.preprocess import prepare_input
 from app.inference.registry import ModelRegistry
-from app.inference.runner import ExplainOptions, InferenceEngine
+from app.inference.runner import InferenceEngine
 from app.training.augment import ULTRASOUND, Augmentation, augment, content_masks
 from app.training.finetune import DeviceData, Recipe
 from app.training.imagepack import LOOK_FIGURES, ImagePack, letterbox, look_figures

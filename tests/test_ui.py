@@ -24,7 +24,7 @@ def grab_grey(widget: QtWidgets.QWidget) -> np.ndarray:
 
 def open_and_wait(qtbot, window, paths):
     window.open_paths(paths)
-    qtbot.waitUntil(lambda: window.scan_done and not window.loader.busy and window.study_view.is_fully_painted,
+    qtbot.waitUntil(lambda: not window.session.reading and not window.loader.busy and window.session.is_fully_painted,
                     timeout=30000)
 
 
@@ -106,16 +106,16 @@ def test_late_results_of_a_previous_study_never_land_on_the_new_one(qtbot, main_
 
     monkeypatch.setattr(loader, "decode_series", decode_series)
     main_window.open_paths([slow_folder, fast_folder])
-    qtbot.waitUntil(lambda: main_window.scan_done and len(main_window.studies) == 2, timeout=10000)
-    slow_study = next(s for s in main_window.studies if s.is_mammography)
-    fast_study = next(s for s in main_window.studies if not s.is_mammography)
-    main_window.study_list.setCurrentRow(main_window.studies.index(slow_study))
+    qtbot.waitUntil(lambda: not main_window.session.reading and len(main_window.session.studies) == 2, timeout=10000)
+    slow_study = next(s for s in main_window.session.studies if s.is_mammography)
+    fast_study = next(s for s in main_window.session.studies if not s.is_mammography)
+    main_window.study_list.setCurrentRow(main_window.session.studies.index(slow_study))
     qtbot.wait(50)
-    main_window.study_list.setCurrentRow(main_window.studies.index(fast_study))  # switch while slow decodes
+    main_window.study_list.setCurrentRow(main_window.session.studies.index(fast_study))  # switch while slow decodes
     landed = []
     main_window.loader.image_ready.connect(lambda key, series, image: landed.append(key))
     release.set()
-    qtbot.waitUntil(lambda: main_window.study_view.is_fully_painted, timeout=10000)
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted, timeout=10000)
     qtbot.wait(300)  # give any late slow result time to arrive
     shown = [v.state.image.info.path for v in main_window.study_view.viewports if v.state]
     assert shown == [fast_folder / "us.dcm"]
@@ -128,7 +128,7 @@ def test_unreadable_files_are_listed_and_the_rest_of_the_study_opens(qtbot, main
     data = paths["L MLO"].read_bytes()
     paths["L MLO"].write_bytes(data[: len(data) - 5000])  # truncated pixel data
     main_window.open_paths([tmp_path])
-    qtbot.waitUntil(lambda: main_window.scan_done and not main_window.loader.busy
+    qtbot.waitUntil(lambda: not main_window.session.reading and not main_window.loader.busy
                     and main_window.problem_list.count() == 2, timeout=20000)
     reasons = sorted(main_window.problem_list.item(i).text() for i in range(2))
     assert reasons[0].startswith("notes.txt: not an image")
@@ -145,8 +145,8 @@ def test_dropping_a_folder_opens_it_and_remembers_it(qtbot, main_window, tmp_pat
     event = QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.DropAction.CopyAction, mime,
                              QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier)
     main_window.dropEvent(event)
-    qtbot.waitUntil(lambda: main_window.study_view.is_fully_painted, timeout=20000)
-    assert len(main_window.studies) == 1
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted, timeout=20000)
+    assert len(main_window.session.studies) == 1
     assert app_settings.recent()[0] == [tmp_path.resolve()]
 
 
@@ -208,9 +208,9 @@ def test_switching_studies_replaces_every_viewport(qtbot, main_window, tmp_path)
     four_view_phantom(tmp_path / "mg")
     write_dicom(tmp_path / "us" / "us.dcm", np.full((32, 32), 77, np.uint8), Modality="US")
     open_and_wait(qtbot, main_window, [tmp_path])
-    us_row = next(i for i, s in enumerate(main_window.studies) if not s.is_mammography)
+    us_row = next(i for i, s in enumerate(main_window.session.studies) if not s.is_mammography)
     main_window.study_list.setCurrentRow(us_row)
-    qtbot.waitUntil(lambda: main_window.study_view.is_fully_painted and not main_window.loader.busy, timeout=10000)
+    qtbot.waitUntil(lambda: main_window.session.is_fully_painted and not main_window.loader.busy, timeout=10000)
     visible = [w for w in main_window.study_view.findChildren(QtWidgets.QFrame, "viewport") if w.isVisible()]
     assert len(visible) == 1 and visible[0].state.image.info.modality == "US"
     assert visible[0].width() > main_window.study_view.width() * 0.9  # fills the reading area
@@ -229,7 +229,7 @@ app = create_application()
 window = MainWindow(AppSettings(QtCore.QSettings(sys.argv[1], QtCore.QSettings.Format.IniFormat)))
 window.show()
 window.open_paths([pydicom_file("examples_ybr_color.dcm")])
-while not (window.scan_done and not window.loader.busy and window.study_view.is_fully_painted):
+while not (not window.session.reading and not window.loader.busy and window.session.is_fully_painted):
     app.processEvents()
 for step in range(3000):
     window.actions["next_frame" if step % 60 < 30 else "previous_frame"].trigger()
@@ -289,7 +289,7 @@ def test_orientation_markers_show_and_follow_a_flip_in_the_window(qtbot, main_wi
     four_view_phantom(tmp_path)
     open_and_wait(qtbot, main_window, [tmp_path])
     viewport = next(v for v in main_window.study_view.viewports if v.label == "R CC")
-    main_window.study_view.set_active(viewport)
+    main_window.study_view.activate(viewport)
     # R CC stored with rows towards A is turned so its chest wall (P) meets the middle, on the right.
     assert (viewport.markers["left"].text(), viewport.markers["right"].text()) == ("A", "P")
     main_window.actions["flip_horizontal"].trigger()

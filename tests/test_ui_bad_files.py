@@ -21,8 +21,8 @@ def test_a_scan_worker_that_fails_ends_in_a_problem_and_a_finished_scan(qtbot, m
 
     monkeypatch.setattr(study_loading, "iter_scan", failing_scan)
     main_window.open_paths([tmp_path])
-    qtbot.waitUntil(lambda: main_window.scan_done and not main_window.loader.busy, timeout=10000)
-    assert [(p.path, p.reason) for p in main_window.problems] == [
+    qtbot.waitUntil(lambda: not main_window.session.reading and not main_window.loader.busy, timeout=10000)
+    assert [(p.path, p.reason) for p in main_window.session.problems] == [
         (tmp_path, "reading stopped (NotImplementedError: Unknown Value Representation 'ZZ')")]
     assert main_window.problem_list.item(0).text().startswith(f"{tmp_path.name}: reading stopped")
 
@@ -31,9 +31,9 @@ def test_header_errors_of_every_kind_leave_the_good_file_open(qtbot, main_window
     broken = bad_inputs._broken_dicoms(tmp_path, np.random.default_rng(0))
     (tmp_path / "good.dcm").write_bytes(dicom_bytes(PIXELS))
     open_and_wait(qtbot, main_window, [tmp_path])
-    opened = [i.path.name for s in main_window.studies for i in s.images]
+    opened = [i.path.name for s in main_window.session.studies for i in s.images]
     assert "good.dcm" in opened
-    listed = {p.path.name for p in main_window.problems}
+    listed = {p.path.name for p in main_window.session.problems}
     assert {m.path.name for m in broken} - set(opened) <= listed
 
 
@@ -45,8 +45,8 @@ def test_a_file_named_with_invalid_utf8_is_drawn_and_listed_escaped(qtbot, main_
     open_and_wait(qtbot, main_window, [good])
     assert main_window.study_view.viewports[0].state.image.info.path == good
     main_window.open_paths([folder])
-    qtbot.waitUntil(lambda: main_window.scan_done and not main_window.loader.busy, timeout=10000)
-    assert main_window.problem_list.count() == 1, main_window.problems
+    qtbot.waitUntil(lambda: not main_window.session.reading and not main_window.loader.busy, timeout=10000)
+    assert main_window.problem_list.count() == 1, main_window.session.problems
     assert main_window.problem_list.item(0).text().startswith("junk-\\xe9.dcm: not an image")
     assert main_window.study_list.item(0).text().startswith("scan-\\xff.png")
 
@@ -60,7 +60,7 @@ def test_each_problem_is_logged_once_where_it_is_shown_without_patient_data(qtbo
     open_and_wait(qtbot, main_window, [tmp_path])
     for row in range(main_window.study_list.count()):
         main_window.study_list.setCurrentRow(row)
-        qtbot.waitUntil(lambda: not main_window.loader.busy and main_window.study_view.is_fully_painted,
+        qtbot.waitUntil(lambda: not main_window.loader.busy and main_window.session.is_fully_painted,
                         timeout=10000)
     records = [r.getMessage() for r in caplog.records if r.name.startswith("radlens")]
     assert sum("notes.txt" in m and "not an image" in m for m in records) == 1, records

@@ -4,7 +4,8 @@ A line is appended (and flushed) once an image's mask and picture are written, w
 file that failed is finished too: it is listed again, not read again). A run that is stopped or killed
 restarts where it was: images with a line whose files are unchanged (size and modification time) are
 not read again, and predictions.csv is assembled from the lines. The first line holds the run's
-settings (model, pictures, exam list, the installed models' weights); other settings start afresh.
+settings (model, pictures, exam list, the installed models' weights); other settings start afresh, as
+does a run that must see every result (`resume=False`: predict --send).
 A last line cut short by a crash is ignored.
 """
 
@@ -24,22 +25,25 @@ log = logging.getLogger("radlens.predict")
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One finished image: its predictions.csv row (None when it failed), GLAM's row, what went wrong."""
+    """One finished image: its predictions.csv row (None when it failed), its task and the task's own
+    table's (columns, row) when the task has one (GLAM), what went wrong."""
 
     key: str  # the image's name in every output (relative to INPUT)
     stamp: str  # its files' sizes and modification times
     row: dict[str, str] | None = None
-    glam_row: dict[str, str] | None = None
+    task: str | None = None
+    own: tuple[list[str], dict[str, str]] | None = None
     problems: tuple[tuple[str, str], ...] = ()  # (path, reason)
 
     def to_json(self) -> str:
-        return json.dumps({"key": self.key, "stamp": self.stamp, "row": self.row, "glam_row": self.glam_row,
-                           "problems": [list(p) for p in self.problems]})
+        return json.dumps({"key": self.key, "stamp": self.stamp, "row": self.row, "task": self.task,
+                           "own": self.own, "problems": [list(p) for p in self.problems]})
 
     @classmethod
     def from_json(cls, text: str) -> ImageRecord:
         raw = json.loads(text)
-        return cls(raw["key"], raw["stamp"], raw["row"], raw["glam_row"], tuple(tuple(p) for p in raw["problems"]))
+        own = tuple(raw["own"]) if raw["own"] is not None else None
+        return cls(raw["key"], raw["stamp"], raw["row"], raw["task"], own, tuple(tuple(p) for p in raw["problems"]))
 
 
 def series_stamp(series: Series) -> str:
@@ -57,12 +61,12 @@ def series_stamp(series: Series) -> str:
 class Journal:
     """The finished images of this OUTPUT folder's run; `add` appends one as soon as it is done."""
 
-    def __init__(self, out: Path, settings: dict) -> None:
+    def __init__(self, out: Path, settings: dict, resume: bool = True) -> None:
         self.path = out / JOURNAL_NAME
         self.settings = json.loads(json.dumps(settings))  # as it reads back
         self.records: dict[str, ImageRecord] = {}
         self.started_afresh = False
-        if self.path.is_file():
+        if self.path.is_file() and resume:
             self._read()
         if not self.records:
             self.path.write_text(json.dumps({"settings": self.settings}) + "\n", encoding="utf-8")

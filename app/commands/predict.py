@@ -19,19 +19,18 @@ from app.core.progress import ProgressReport
 from app.core.study import Series
 from app.core.text import describe, printable
 from app.inference.glam.exam_list import read_exam_labels
+from app.export.results_bundle import BundleWriter, ImageResult
 from app.inference.manifest import ModelManifest
 from app.inference.registry import ModelRegistry
+from app.inference.results import InferenceResult
 from app.inference.routing import choose_model
 from app.inference.runner import InferenceEngine
-from app.inference.visualize import result_picture
+from app.inference.tasks import TASKS
 from app.io.errors import LoadProblem
 from app.io.study_loader import ScanResult, decode_series, scan
 
 
 log = logging.getLogger("radlens.predict")
-GLAM_COLUMNS = ("image_index", "benign_pred", "malignant_pred", "benign_label", "malignant_label")
-# The patch the local network read, image pixels, so localisation can be judged from the file alone.
-PATCH_COLUMNS = ("patch_x", "patch_y", "patch_w", "patch_h")
 
 
 @dataclass
@@ -78,27 +77,31 @@ class RunPlan:
 
 def predict_folder(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                    visualizations: bool = True, registry: ModelRegistry | None = None,
-                   show_progress: bool = False, exam_list: Path | None = None) -> BatchReport:
+                   show_progress: bool = False, exam_list: Path | None = None,
+                   bundle: BundleWriter | None = None) -> BatchReport:
     """Run a model on every readable image under `source`: `model_name` when given, else the one
     routing.choose_model picks per image; unreadable images, and those no model fits, are listed, not fatal.
     The local engine: one process, images one after another. A stopped run resumes (journal.py).
 
-    When every prediction comes from a GLAM model, predictions.csv has GLAM's own columns
-    (image_index, benign_pred, malignant_pred, and the labels when `exam_list` gives them)."""
+    Each row's columns after `image` and `model` are its task's (tasks/). When every prediction comes from
+    one task with columns of its own (GLAM: image_index, benign_pred, malignant_pred, and the labels when
+    `exam_list` gives them), predictions.csv has those instead.
+    `bundle`: each result also goes into it (DICOM SEG now, findings SR at its finish), for a PACS; such a
+    run reads every image again (the bundle needs every result, not a journal line)."""
     plan = plan_run(source, out, scan([source]), model_name=model_name, registry=registry,
-                    visualizations=visualizations, exam_list=exam_list)
+                    visualizations=visualizations, exam_list=exam_list, resume=bundle is None)
     engine = InferenceEngine(device)
     with run_progress(plan, show_progress) as progress:
         for key, item in plan.todo:
             image, problems = decode_series(item)
-            record = predict_decoded(engine, plan.job, key, item, image, problems)
+            record = predict_decoded(engine, plan.job, key, item, image, problems, bundle)
             plan.journal.add(record)
             progress(record)
     return finish_run(plan)
 
 
 def plan_run(source: Path, out: Path, scanned: ScanResult, *, model_name: str | None, registry: ModelRegistry | None,
-             visualizations: bool, exam_list: Path | None) -> RunPlan:
+             visualizations: bool, exam_list: Path | None, resume: bool = True) -> RunPlan:
     """The images of `scanned` in predictions.csv's order, those an earlier run of `out` did not finish,
     and the journal that records them (both engines start here)."""
     exam_labels = read_exam_labels(exam_list) if exam_list else {}
@@ -109,7 +112,7 @@ def plan_run(source: Path, out: Path, scanned: ScanResult, *, model_name: str | 
     settings = {"model": model_name, "visualizations": visualizations,
                 "exam_list": sorted((k, list(v)) for k, v in exam_labels.items()),
                 "models": sorted([m.key, m.weights_sha256, m.ood.get("sha256", "")] for m in registry.models)}
-    journal = Journal(out, settings)
+    journal = Journal(out, settings, resume=resume)
     keys = [_relative(item.first.path, source) for item in series]
     todo = [(key, item) for key, item in zip(keys, series) if journal.finished(key, series_stamp(item)) is None]
     job = PredictJob(source, out, registry, chosen, visualizations, exam_labels)
@@ -117,38 +120,41 @@ def plan_run(source: Path, out: Path, scanned: ScanResult, *, model_name: str | 
 
 
 def predict_decoded(engine: InferenceEngine, job: PredictJob, key: str, item: Series, image: LoadedImage | None,
-                    problems: list[LoadProblem]) -> ImageRecord:
-    """One decoded image through its model: its mask and picture written, its rows and problems returned.
-    The one per-image path of both engines."""
+                    problems: list[LoadProblem], bundle: BundleWriter | None = None) -> ImageRecord:
+    """One decoded image through its model: its task's files and picture written, its rows and problems
+    returned. The one per-image path of both engines."""
     report = BatchReport(problems=list(problems))
-    row = glam_row = None
+    row = own = task = None
     if image is not None:
         path = item.first.path
         model, outcome = _read(engine, job.registry, image, job.chosen, path, report)
         if outcome is not None:
-            row = _row(key, model, outcome)
-            if model.task == "glam":
-                glam_row = _glam_row(path, outcome, job.exam_labels)
+            task = outcome.task
+            row = {"image": key, "model": model.name, **TASKS[task].csv_row(outcome)}
+            own = TASKS[task].own_table([(path, outcome)], job.exam_labels)
             _write_outputs(job.out, key, image, outcome, job.visualizations)
-    return ImageRecord(key, series_stamp(item), row, glam_row,
+            if bundle is not None:
+                bundle.add(ImageResult(path, outcome, is_dicom=image.info.source_format == "dicom"))
+    return ImageRecord(key, series_stamp(item), row, task, own and (list(own[0]), own[1][0]),
                        tuple((str(p.path), p.reason) for p in report.problems))
 
 
 def finish_run(plan: RunPlan) -> BatchReport:
-    """predictions.csv from the journal, in the images' order (GLAM's columns when every row is GLAM's)."""
+    """predictions.csv from the journal, in the images' order (a task's own table when every row is that
+    task's: Task.own_table, asked one image at a time)."""
     plan.journal.close()
     records = [plan.journal.records[key] for key in plan.keys if key in plan.journal.records]
     report = BatchReport(problems=list(plan.scan_problems), images=len(plan.series),
                          resumed=len(plan.series) - len(plan.todo), seconds=time.monotonic() - plan.started)
-    rows = [r.row for r in records if r.row is not None]
-    glam_rows = [r.glam_row for r in records if r.glam_row is not None]
-    report.predicted = len(rows)
+    predicted = [r for r in records if r.row is not None]
+    report.predicted = len(predicted)
     report.problems += [LoadProblem(Path(path), reason) for r in records for path, reason in r.problems]
     columns: list[str] = ["image", "model"]
+    rows = [r.row for r in predicted]
     for row in rows:
         columns += [c for c in row if c not in columns]
-    if rows and len(glam_rows) == len(rows):
-        rows, columns = glam_rows, [*(GLAM_COLUMNS if plan.job.exam_labels else GLAM_COLUMNS[:3]), *PATCH_COLUMNS]
+    if predicted and len({r.task for r in predicted}) == 1 and predicted[0].own is not None:
+        columns, rows = predicted[0].own[0], [r.own[1] for r in predicted]  # the task's own table, row by row
     with open(plan.job.out / "predictions.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
@@ -197,41 +203,13 @@ def _read(engine: InferenceEngine, registry: ModelRegistry, image, chosen: Model
     return model, None
 
 
-def _row(relative: str, model: ModelManifest, outcome) -> dict[str, str]:
-    row = {"image": relative, "model": model.name}
-    if outcome.probabilities is not None:
-        row.update({f"p_{name}": f"{float(p):.6f}" for name, p in zip(model.classes, outcome.probabilities)})
-    if outcome.ood_distance is not None:
-        row["out_of_distribution"] = "yes" if outcome.out_of_distribution else "no"
-    if outcome.mask is not None:  # p_<class>: the highest lesion probability of any pixel
-        row.update({f"p_{name}": f"{float(outcome.mask.max()):.6f}" for name in model.classes})
-        row["mask_fraction"] = f"{float((outcome.mask >= outcome.threshold).mean()):.6f}"
-    return {**row, **_patch_columns(outcome)}
-
-
-def _patch_columns(outcome) -> dict[str, str]:
-    if not outcome.patches:
-        return {}
-    box = outcome.patches[0]
-    return dict(zip(PATCH_COLUMNS, (f"{v:.0f}" for v in (box.x, box.y, box.width, box.height))))
-
-
-def _glam_row(path: Path, outcome, exam_labels: dict[str, tuple[int, int]]) -> dict[str, str]:
-    benign, malignant = (float(p) for p in outcome.probabilities)
-    row = {"image_index": printable(path.stem), "benign_pred": f"{benign:.6f}", "malignant_pred": f"{malignant:.6f}"}
-    if path.stem in exam_labels:
-        row["benign_label"], row["malignant_label"] = (str(v) for v in exam_labels[path.stem])
-    return {**row, **_patch_columns(outcome)}
-
-
-def _write_outputs(out: Path, relative: str, image, outcome, visualizations: bool) -> None:
-    if outcome.mask is not None:
-        _write_png(out / "masks" / Path(relative).with_suffix(".png"),
-                   np.where(outcome.mask >= outcome.threshold, 255, 0).astype(np.uint8))
+def _write_outputs(out: Path, relative: str, image, outcome: InferenceResult, visualizations: bool) -> None:
+    task = TASKS[outcome.task]
+    for folder, pixels in task.files(outcome).items():
+        _write_png(out / folder / Path(relative).with_suffix(".png"), pixels)
     if visualizations:
-        picture = result_picture(image, outcome)
         _write_png(out / "visualizations" / Path(relative).with_suffix(".png"),
-                   cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+                   cv2.cvtColor(task.picture(image, outcome), cv2.COLOR_RGB2BGR))
 
 
 def _write_png(path: Path, pixels: np.ndarray) -> None:

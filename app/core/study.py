@@ -13,6 +13,7 @@ from app.core.text import printable, unicode_key
 # Modalities whose single-frame files of one series are slices of a stack (one viewport, frame slider).
 STACKED_MODALITIES = {"MR", "CT", "PT", "NM"}
 SIDE_BY_SIDE = "side-by-side:"  # key prefix of several studies read together
+COMPARISON = "comparison:"  # key prefix of a mammogram read beside its prior
 MAMMO_NAME_TAG = re.compile(r"(?:^|[^A-Za-z])([LR])[-_ ]?(CC|MLO)(?:$|[^A-Za-z])", re.IGNORECASE)
 
 
@@ -42,6 +43,7 @@ class Study:
     key: str
     title: str
     series: tuple[Series, ...]
+    prior: Study | None = None  # a mammogram compared with an earlier one: its series follow the current's
 
     @property
     def images(self) -> tuple[ImageInfo, ...]:
@@ -64,6 +66,16 @@ class Study:
     def patient_name(self) -> str:
         return self.series[0].first.patient_name if self.series else ""
 
+    @property
+    def patient_id(self) -> str:
+        return self.series[0].first.patient_id if self.series else ""
+
+    @property
+    def date(self) -> str:
+        """The study date as YYYY-MM-DD ("" when no image says it)."""
+        raw = next((info.study_date for info in self.images if info.study_date), "")
+        return f"{raw[:4]}-{raw[4:6]}-{raw[6:8]}" if len(raw) == 8 and raw.isdigit() else raw
+
 
 def side_by_side(studies: list[Study]) -> Study:
     """Several studies read together, one viewport per series (e.g. loose ultrasound, MRI or radiograph
@@ -75,6 +87,25 @@ def side_by_side(studies: list[Study]) -> Study:
     return Study(key=SIDE_BY_SIDE + "+".join(study.key for study in studies),
                  title=f"{len(studies)} studies side by side: " + ", ".join(study.title for study in studies),
                  series=tuple(series for study in studies for series in study.series))
+
+
+def priors_of(study: Study, candidates: list[Study]) -> list[Study]:
+    """Earlier studies of the same patient (same non-empty Patient ID) sharing a modality, newest first.
+    A study without a date is never taken for a prior: the order would be a guess."""
+    if not study.patient_id or not study.date:
+        return []
+    found = [c for c in candidates if c.key != study.key and c.prior is None and not c.is_side_by_side
+             and c.patient_id == study.patient_id and c.date and c.date < study.date
+             and set(c.modalities) & set(study.modalities)]
+    return sorted(found, key=lambda c: c.date, reverse=True)
+
+
+def with_prior(current: Study, prior: Study) -> Study:
+    """A mammogram and its prior read together (hanging.comparison_hanging places them)."""
+    if not (current.is_mammography and prior.is_mammography):
+        raise ValueError("only mammograms hang beside their prior; other studies are read side by side")
+    return Study(key=f"{COMPARISON}{current.key}+{prior.key}", title=f"{current.title} with prior {prior.date}",
+                 series=current.series + prior.series, prior=prior)
 
 
 def can_read_side_by_side(studies: list[Study], most: int = 4) -> bool:

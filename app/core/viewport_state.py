@@ -29,7 +29,7 @@ WINDOW_DRAG_PIXELS = 800.0
 class Change:
     """What a gesture did, so linked viewports can repeat it in their own terms."""
 
-    kind: str  # "window" | "preset" | "invert" | "zoom" | "pan" | "fit" | "one_to_one" | "frame" | "flip"
+    kind: str  # "window" | "preset" | "invert" | "zoom" | "pan" | "fit" | "one_to_one" | "frame" | "flip" | "reset"
     window: Window | None = None
     preset_name: str = ""
     factor: float = 1.0
@@ -163,9 +163,15 @@ class ViewportState:
             self.center = (w - cx, cy) if horizontal else (cx, h - cy)
         self.changed.emit(Change("flip", flag=horizontal))
 
-    def reset_flips(self) -> None:
+    def reset(self) -> None:
+        """Back to how the hanging showed the image: first preset, not inverted, its flips, fitted.
+        One `reset` change, which linked viewports do not repeat (each resets itself)."""
+        preset = self.presets[0]
+        self.preset_name, self.window, self.voi_lut = preset.name, preset.window, preset.voi_lut
+        self.invert = False
         self.flip_h, self.flip_v = self.hanging_flips
-        self.changed.emit(Change("flip"))
+        self.scale = self.center = None
+        self.changed.emit(Change("reset"))
 
     def set_invert(self, invert: bool) -> None:
         self.invert = invert
@@ -241,11 +247,13 @@ LINKED_KINDS = {"window", "preset", "invert", "zoom", "pan", "fit", "one_to_one"
 
 
 class ViewportLink:
-    """Repeats window, invert, zoom and pan gestures of one viewport in the others while enabled,
-    and makes linked viewports fit at one common scale."""
+    """Repeats window, invert, zoom and pan gestures of one viewport in the others of its group while
+    enabled, and makes a group's viewports fit at one common scale (one group unless told otherwise;
+    a mammogram beside its prior links each view with its prior)."""
 
     def __init__(self, enabled: bool) -> None:
         self.states: list[ViewportState] = []
+        self.groups: dict[int, str] = {}  # id(state) -> its group
         self._enabled = enabled
         self._repeating = False
 
@@ -258,14 +266,20 @@ class ViewportLink:
         self._enabled = enabled
         self._share_fit_scale()
 
-    def add(self, state: ViewportState) -> None:
+    def add(self, state: ViewportState, group: str = "") -> None:
         self.states.append(state)
+        self.groups[id(state)] = group
         state.changed.connect(lambda change: self._on_change(state, change))
         self._share_fit_scale()
 
+    def peers(self, state: ViewportState) -> list[ViewportState]:
+        """The other states of its group."""
+        group = self.groups.get(id(state), "")
+        return [s for s in self.states if s is not state and self.groups[id(s)] == group]
+
     def _share_fit_scale(self) -> None:
         for state in self.states:
-            state.fit_peers = [s for s in self.states if s is not state] if self._enabled else []
+            state.fit_peers = self.peers(state) if self._enabled else []
         for state in self.states:
             state.changed.emit(Change("resize"))
 
@@ -273,9 +287,8 @@ class ViewportLink:
         if change.kind == "resize" and self._enabled and not self._repeating:
             self._repeating = True  # a peer's size changes the common fit: redraw the others
             try:
-                for state in self.states:
-                    if state is not source:
-                        state.changed.emit(Change("resize"))
+                for state in self.peers(source):
+                    state.changed.emit(Change("resize"))
             finally:
                 self._repeating = False
             return
@@ -283,8 +296,7 @@ class ViewportLink:
             return
         self._repeating = True
         try:
-            for state in self.states:
-                if state is not source:
-                    state.apply(change)
+            for state in self.peers(source):
+                state.apply(change)
         finally:
             self._repeating = False

@@ -13,31 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-EPSILON = 1e-6
-
-
-class GradCam:
-    """Selvaraju et al. 2017: channels weighted by their mean gradient."""
-
-    name = "Grad-CAM"
-
-    def __call__(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        weights = gradients.mean(dim=(-2, -1), keepdim=True)
-        return torch.relu((weights * activations).sum(dim=-3))
-
-
-class GradCamPlusPlus:
-    """Chattopadhay et al. 2018: pixel-wise weights from second and third powers of the gradient."""
-
-    name = "Grad-CAM++"
-
-    def __call__(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
-        squared, cubed = gradients ** 2, gradients ** 3
-        totals = activations.sum(dim=(-2, -1), keepdim=True)
-        alpha = squared / (2 * squared + totals * cubed + EPSILON)
-        alpha = torch.where(gradients != 0, alpha, torch.zeros_like(alpha))
-        weights = (alpha * torch.relu(gradients)).sum(dim=(-2, -1), keepdim=True)
-        return torch.relu((weights * activations).sum(dim=-3))
+from app.inference.cam_methods import GradCam
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from typing import Any
 from app.core.errors import RadLensError
 from app.io.limits import MANIFEST_MAX_BYTES
 
-TASKS = ("classification", "segmentation", "glam")
 RESIZE_POLICIES = ("letterbox", "stretch")
 MANIFEST_NAME = "model.json"
 
@@ -125,6 +124,8 @@ def _package_name(name: str) -> str:
 
 
 def _parse(folder: Path, raw: dict[str, Any]) -> ModelManifest:
+    from app.inference.tasks import TASKS  # here, not above: the task modules import this one
+
     task = raw["task"]
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}, got {task!r}")

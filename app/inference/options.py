@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
-METHODS = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
 
 
 @dataclass(frozen=True)
 class ExplainOptions:
     layers: tuple[str, ...] | None = None  # manifest layer labels; None: the default layer; (): none
-    method: str = "gradcam"
+    method: str = "gradcam"  # a key of EXPLANATION_METHODS
     target_class: int | None = None  # None: the predicted class

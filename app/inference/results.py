@@ -1,4 +1,4 @@
-"""What one model said about one image, keyed by that image's identity, and the layers it makes."""
+"""What one model said about one image, keyed by that image's identity."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.layers import HEATMAP, MASK, PATCHES, Box, OverlayLayer
-
-SALIENCY_COLOURS = {"benign": "greens", "malignant": "reds"}
+from app.core.layers import Box
 
 
 @dataclass(frozen=True)
@@ -36,28 +34,3 @@ class InferenceResult:
     @property
     def out_of_distribution(self) -> bool:
         return self.ood_distance is not None and self.ood_limit is not None and self.ood_distance > self.ood_limit
-
-    @property
-    def predicted_class(self) -> str | None:
-        return None if self.probabilities is None else self.classes[int(np.argmax(self.probabilities))]
-
-    def layers(self) -> list[OverlayLayer]:
-        made: list[OverlayLayer] = []
-        if self.mask is not None:
-            made.append(OverlayLayer("Segmentation", MASK, self.image_identity, data=self.mask,
-                                     threshold=self.threshold, opacity=0.6, source=self.model_key))
-        target = self.classes[self.target_class] if self.target_class is not None else ""
-        for label, values in self.heatmaps.items():
-            made.append(OverlayLayer(f"{self.method} {label} ({target})", HEATMAP, self.image_identity,
-                                     data=values, relative=True, colormap="viridis", opacity=0.5,
-                                     source=self.model_key))
-        for name, values in self.saliency.items():
-            made.append(OverlayLayer(f"{name.capitalize()} saliency", HEATMAP, self.image_identity, data=values,
-                                     colormap=SALIENCY_COLOURS.get(name, "viridis"), opacity=0.5,
-                                     scale=self.map_scale, quantity="saliency (not a probability)",
-                                     alpha_ramp=1.0,  # as strong as the evidence: faint maps stay faint
-                                     source=self.model_key))
-        if self.patches:
-            made.append(OverlayLayer("Patch map", PATCHES, self.image_identity, boxes=self.patches, opacity=0.9,
-                                     source=self.model_key))
-        return made

@@ -1,4 +1,4 @@
-"""A results picture for one image: the image, its mask outline, and each heatmap, side by side."""
+"""Drawing results pictures: the image as the viewer shows it, blended maps, titled panels side by side."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 
 from app.core.image import LoadedImage
-from app.core.layers import Box, heatmap_rgba, mask_contours
+from app.core.layers import Box
 from app.core.viewport_state import ViewportState
-from app.inference.results import SALIENCY_COLOURS, InferenceResult
+from app.inference.results import InferenceResult
 
 PANEL_HEIGHT = 512
 
@@ -36,40 +36,13 @@ def patch_rgb(image: LoadedImage, box: Box, frame: int = 0, state: ViewportState
     return np.ascontiguousarray(grey if grey.ndim == 3 else np.repeat(grey[..., None], 3, axis=2))
 
 
-def glam_panels(base: np.ndarray, result: InferenceResult) -> list[tuple[str, np.ndarray]]:
-    """As GLAM's reference pictures: patch map, benign (greens) and malignant (reds) saliency in [0, 1],
-    and the patch itself."""
-    boxed = base.copy()
-    for box in result.patches:
-        cv2.rectangle(boxed, (round(box.x), round(box.y)), (round(box.x + box.width) - 1,
-                      round(box.y + box.height) - 1), (255, 210, 0), max(2, base.shape[0] // 300))
-    panels = [("patch map", boxed)]
-    for name, values in result.saliency.items():
-        full = cv2.resize(values, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_NEAREST)
-        colours = SALIENCY_COLOURS.get(name, "viridis")
-        panels.append((f"{name} saliency 0-1", blend(base, heatmap_rgba(full, (0, 1), colours), 0.7)))
-    for box in result.patches[:1]:
-        x0, y0 = max(round(box.x), 0), max(round(box.y), 0)
-        panels.append(("patch", base[y0:y0 + round(box.height), x0:x0 + round(box.width)]))
-    return panels
+def scores_title(result: InferenceResult) -> str:
+    """The first panel's title: each class with its probability or score."""
+    return "  ".join(f"{c} {p:.2f}" for c, p in zip(result.classes, result.probabilities))
 
 
-def result_picture(image: LoadedImage, result: InferenceResult, frame: int = 0) -> np.ndarray:
-    """RGB panels of equal height: image (+ mask outline), then one panel per heatmap, titled."""
-    base = display_rgb(image, frame)
-    panels = [("image", base)]
-    if result.saliency:
-        panels += glam_panels(base, result)
-    if result.mask is not None:
-        outlined = base.copy()
-        for contour in mask_contours(result.mask, result.threshold):
-            cv2.polylines(outlined, [np.round(contour - 0.5).astype(np.int32)], True, (255, 64, 64), 2)
-        panels.append((f"mask p>={result.threshold:.2f}", outlined))
-    for label, values in result.heatmaps.items():
-        panels.append((f"{result.method} {label} (relative)", blend(base, heatmap_rgba(values, (0, 1), "viridis"), 0.6)))
-    if result.probabilities is not None:
-        caption = "  ".join(f"{c} {p:.2f}" for c, p in zip(result.classes, result.probabilities))
-        panels[0] = (caption, panels[0][1])
+def side_by_side(panels: list[tuple[str, np.ndarray]]) -> np.ndarray:
+    """RGB panels of equal height, each under its title (each task's picture: tasks/)."""
     return np.hstack([_titled(_fit_height(p, PANEL_HEIGHT), title) for title, p in panels])
 
 

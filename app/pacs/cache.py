@@ -52,10 +52,6 @@ class StudyCache:
     def has(self, study_uid: str, sop_uid: str) -> bool:
         return self.instance_path(study_uid, sop_uid).is_file()
 
-    def used(self) -> int:
-        with self._lock:
-            return self._used_locked()
-
     def _used_locked(self) -> int:
         if self._used is None:
             self._used = sum(p.stat().st_size for p in self.folder.rglob("*.dcm")) if self.folder.is_dir() else 0

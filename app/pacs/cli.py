@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from app.core.text import printable
@@ -31,10 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     get = commands.add_parser("get", help="retrieve a study into the cache (C-GET, or WADO-RS with --web); "
                                           "run again to resume")
     get.add_argument("study_uid")
+    get.add_argument("--move", action="store_true", help="C-MOVE to our storage SCP instead of C-GET "
+                                                         "(the default when retrieve_by_move is set)")
     send = commands.add_parser("send", help="send DICOM files to the PACS (C-STORE, or STOW-RS with --web)")
     send.add_argument("files", nargs="+", type=Path)
     for sub in (find, get, send):
-        sub.add_argument("--web", action="store_true", help="use DICOMweb (dicomweb_url) instead of DIMSE")
+        sub.add_argument("--web", action="store_true", help="use DICOMweb (dicomweb_url) instead of DIMSE "
+                                                             "(the default when prefer_dicomweb is set)")
     serve = commands.add_parser("serve", help="run the storage SCP: receive studies pushed to RadLens")
     serve.add_argument("--seconds", type=float, default=None, help="stop after this long (default: Ctrl+C)")
     commands.add_parser("list", help="the studies in the cache, and what partial ones lack")
@@ -80,7 +83,7 @@ def find(settings, args) -> int:
     from app.pacs.query import StudyQuery, find_studies
 
     query = StudyQuery(args.name, args.id, args.date_from, args.date_to, args.modality, args.accession)
-    matches = find_studies(settings, query, web=args.web)
+    matches = find_studies(settings, query, web=args.web or settings.prefer_dicomweb)
     if args.json:
         print(json.dumps([asdict(m) for m in matches], indent=1))
         return 0
@@ -99,7 +102,9 @@ def get(settings, args) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\rretrieving: {done}/{total} instance(s)", end="", file=sys.stderr, flush=True)
 
-    report = retrieve_study(settings, args.study_uid, web=args.web, progress=progress)
+    if args.move:
+        settings = replace(settings, retrieve_by_move=True)
+    report = retrieve_study(settings, args.study_uid, web=args.web or settings.prefer_dicomweb, progress=progress)
     print(file=sys.stderr)
     print(report.summary())
     return 0 if report.complete else 1
@@ -112,7 +117,7 @@ def send(settings, args) -> int:
     if missing:
         print("radlens pacs send: no such file: " + ", ".join(printable(str(p)) for p in missing), file=sys.stderr)
         return 2
-    failed = send_files(settings, list(args.files), web=args.web)
+    failed = send_files(settings, list(args.files), web=args.web or settings.prefer_dicomweb)
     for path, reason in failed:
         print(f"not sent {printable(path)}: {reason}", file=sys.stderr)
     print(f"{len(args.files) - len(failed)} of {len(args.files)} file(s) sent")

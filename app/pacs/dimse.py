@@ -1,4 +1,4 @@
-"""DICOM network operations with pynetdicom: C-ECHO, C-FIND, C-GET of single instances and C-STORE."""
+"""DICOM network operations with pynetdicom: C-ECHO, C-FIND, C-GET or C-MOVE of single instances and C-STORE."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pynetdicom import AE, StoragePresentationContexts, build_role, evt
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
 
@@ -22,6 +23,7 @@ log = logging.getLogger("radlens.pacs")
 logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # its INFO/DEBUG records print data sets (PHI)
 
 SUCCESS, PENDING = 0x0000, (0xFF00, 0xFF01)
+UNKNOWN_DESTINATION = 0xA801
 MAX_CONTEXTS = 128
 MAX_PDU = 1 << 20  # what we accept per PDU; pynetdicom's 16 kB default made retrieval CPU-bound
 
@@ -115,17 +117,46 @@ def get_instances(settings: PacsSettings, instances: list[InstanceRef],
         for instance in instances:
             if not assoc.is_established:
                 raise PacsError(f"the PACS {describe_peer(settings)} dropped the connection during the transfer")
-            query = Dataset()
-            query.QueryRetrieveLevel = "IMAGE"
-            query.StudyInstanceUID, query.SeriesInstanceUID = instance.study, instance.series
-            query.SOPInstanceUID = instance.sop_instance
             last = None
-            for status, _ in assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet):
+            for status, _ in assoc.send_c_get(_image_query(instance), StudyRootQueryRetrieveInformationModelGet):
                 last = status.get("Status", last)
             if last is None or not assoc.is_established:
                 raise PacsError(f"the PACS {describe_peer(settings)} dropped the connection during the transfer")
             if last not in (SUCCESS, *PENDING):
                 log.warning("C-GET of one instance ended with status 0x%04X", last)
+            after_each(instance)
+
+
+def _image_query(instance: InstanceRef) -> Dataset:
+    query = Dataset()
+    query.QueryRetrieveLevel = "IMAGE"
+    query.StudyInstanceUID, query.SeriesInstanceUID = instance.study, instance.series
+    query.SOPInstanceUID = instance.sop_instance
+    return query
+
+
+def move_instances(settings: PacsSettings, instances: list[InstanceRef],
+                   after_each: Callable[[InstanceRef], None]) -> None:
+    """C-MOVE each instance to our own AE title: the PACS stores it to our storage SCP, which must be listening
+    and known to the PACS as calling_ae at scp_address:scp_port. PacsError when the association ends early
+    or the PACS does not know where to send."""
+    dropped = f"the PACS {describe_peer(settings)} dropped the connection during the transfer"
+    with association(settings, [(StudyRootQueryRetrieveInformationModelMove, None)]) as assoc:
+        for instance in instances:
+            if not assoc.is_established:
+                raise PacsError(dropped)
+            last = None
+            for status, _ in assoc.send_c_move(_image_query(instance), settings.calling_ae,
+                                               StudyRootQueryRetrieveInformationModelMove):
+                last = status.get("Status", last)
+            if last == UNKNOWN_DESTINATION:
+                raise PacsError(f"the PACS {describe_peer(settings)} does not know the move destination "
+                                f"{settings.calling_ae} (add it to the PACS's modalities with our storage SCP's "
+                                f"address and port {settings.scp_port})")
+            if last is None or not assoc.is_established:
+                raise PacsError(dropped)
+            if last not in (SUCCESS, *PENDING):
+                log.warning("C-MOVE of one instance ended with status 0x%04X", last)
             after_each(instance)
 
 

@@ -1,5 +1,5 @@
-"""Retrieve a study into the cache (C-GET or WADO-RS): resumable, with progress, and when the PACS fails
-a partial study whose note says which instances are missing and why."""
+"""Retrieve a study into the cache (C-GET, C-MOVE to our storage SCP, or WADO-RS): resumable, with progress,
+and when the PACS fails a partial study whose note says which instances are missing and why."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from app.pacs.cache import CacheFull, StudyCache
-from app.pacs.dimse import InstanceRef, PacsError, get_instances
+from app.pacs.dimse import InstanceRef, PacsError, get_instances, move_instances
 from app.pacs.query import study_instances
 from app.pacs.security import ref
 from app.pacs.settings import PacsSettings
@@ -61,6 +61,7 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
                    cache: StudyCache | None = None, cancelled: Callable[[], bool] | None = None) -> RetrieveReport:
     """Everything of the study not yet in the cache; never raises for PACS trouble (see `problem`).
 
+    DIMSE retrieval is by C-GET, or by C-MOVE to our storage SCP when the settings say `retrieve_by_move`.
     `cancelled()` is asked after each instance; Ctrl+C (KeyboardInterrupt) counts as a cancel too.
     Either way what arrived stays, and the next call resumes.
     """
@@ -99,9 +100,11 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
         received.add(sop)
         return 0x0000
 
-    def after_each(_: InstanceRef) -> None:
+    def after_each(instance: InstanceRef) -> None:
         if full:
             raise CacheFull(full[0])
+        if cache.has(study_uid, instance.sop_instance):  # C-MOVE: our storage SCP filed it
+            received.add(instance.sop_instance)
         report.fetched = len(received)
         if progress:
             progress(report.already + report.fetched, report.total)
@@ -113,6 +116,8 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
     try:
         if web:
             _wado(settings, todo, keep, after_each)
+        elif todo and settings.retrieve_by_move:
+            _move(settings, cache, todo, after_each)
         elif todo:
             get_instances(settings, todo, keep, after_each)
     except (PacsError, CacheFull) as error:
@@ -123,6 +128,9 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
     report.missing = [i.sop_instance for i in instances if not cache.has(study_uid, i.sop_instance)]
     if report.missing and not report.problem:
         report.problem = "the PACS did not send them"
+        if settings.retrieve_by_move and not web:
+            report.problem += (f" to our storage SCP (does the PACS know {settings.calling_ae} at this computer's "
+                               f"address, port {settings.scp_port}?)")
     if report.missing:
         cache.mark_missing(study_uid, report.missing, report.problem)
         log.warning("Retrieve of study %s partial: %d of %d missing (%s)", ref(study_uid), len(report.missing),
@@ -132,6 +140,24 @@ def retrieve_study(settings: PacsSettings, study_uid: str, *, web: bool = False,
         log.info("Retrieve of study %s complete: %d fetched, %d already cached", ref(study_uid), report.fetched,
                  report.already)
     return report
+
+
+def _move(settings: PacsSettings, cache: StudyCache, todo: list[InstanceRef], after_each) -> None:
+    """C-MOVE to our storage SCP: a temporary one for this retrieval, or the one already listening on the
+    port (the window's Incoming), which files into the same cache."""
+    from app.pacs.scp import StorageServer
+
+    server = StorageServer(settings, cache)
+    try:
+        server.start()
+    except OSError:
+        server = None
+        log.info("Storage SCP port in use; C-MOVE delivers to the SCP already listening there")
+    try:
+        move_instances(settings, todo, after_each)
+    finally:
+        if server is not None:
+            server.stop()
 
 
 def _wado(settings: PacsSettings, todo: list[InstanceRef], keep, after_each) -> None:

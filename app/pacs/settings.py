@@ -23,6 +23,8 @@ class PacsSettings:
     called_ae: str = "ORTHANC"  # the PACS's AE title
     calling_ae: str = "RADLENS"  # ours, when we query, retrieve and send; also our storage SCP's title
     dicomweb_url: str = ""  # e.g. http://127.0.0.1:8042/dicom-web; empty: DICOMweb not used
+    prefer_dicomweb: bool = False  # the window searches, retrieves and sends over DICOMweb instead of DIMSE
+    retrieve_by_move: bool = False  # C-MOVE to our storage SCP instead of C-GET (the PACS must know calling_ae)
     cache_dir: str = ""  # retrieved studies; empty: the user's cache folder
     cache_limit_mb: int = 20_000
     scp_address: str = LOOPBACK  # where our storage SCP listens; another address only when the user says so
@@ -48,6 +50,8 @@ class PacsSettings:
             raise PacsSettingsError(f"timeout_s must be between 0 and 3600 seconds, not {self.timeout_s!r}")
         if self.dicomweb_url and not self.dicomweb_url.startswith(("http://", "https://")):
             raise PacsSettingsError(f"dicomweb_url must start with http:// or https://, not {self.dicomweb_url!r}")
+        if self.prefer_dicomweb and not self.dicomweb_url:
+            raise PacsSettingsError("prefer_dicomweb needs dicomweb_url (http://host:port/dicom-web)")
         if self.tls and not self.tls_ca_file:
             raise PacsSettingsError("tls needs tls_ca_file: the certificate(s) to trust the PACS with")
 
@@ -58,6 +62,11 @@ class PacsSettings:
         from platformdirs import user_cache_dir
 
         return Path(user_cache_dir("RadLens", appauthor=False)) / "pacs"
+
+    @property
+    def sent_folder(self) -> Path:
+        """Where the window writes the results it sends: beside the cache, never in it (the cache evicts)."""
+        return self.cache_folder.parent / "pacs-sent"
 
 
 def check_ae_title(value: object, name: str) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from platformdirs import user_cache_dir
 
+from app.training import pick_device
 from app.training.imagepack import ImagePack
 from app.training.recipes import PLANS, SEGMENTATION, SEGMENTATION_RECIPE
 
@@ -73,16 +74,12 @@ def train_cnn(args) -> int:
     return _package(args.model, run_dir, args.out)
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
 
 
 def _run(args, pack: ImagePack, run_dir: Path) -> None:
     from app.training.cnn_run import run_classifier, run_segmenter, save_run
 
-    device = _device(args.device)
+    device = pick_device(args.device)
     torch.manual_seed(0)
     np.random.seed(0)
     started = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -219,7 +219,3 @@ def segmenter_outputs(network: LiteUNet, data: DeviceData, indices: np.ndarray, 
     finally:
         handle.remove()
     return torch.cat(maps).numpy(), torch.cat(targets).numpy(), torch.cat(pooled).cpu().numpy()
-
-
-def with_epochs(recipe: Recipe, epochs: int | None) -> Recipe:
-    return recipe if epochs is None else replace(recipe, epochs=epochs)

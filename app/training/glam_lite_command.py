@@ -27,6 +27,7 @@ from app.inference.glam.on_images import calibrated_scores
 from app.inference.ood import FeatureDistribution
 from app.paths import install_root
 from app.core.progress import terminal_progress
+from app.training import pick_device
 from app.training.glam_lite import Recipe, cache_features, mias_tensors, pooled_features, train
 from app.training.glam_mias import (EXPORT_NAME, LABELS, MIAS, MIAS_SETTINGS, MiasCase, evaluate, lesion_hits,
                                     mias_cases, predict, prepare_case, stored_scale)
@@ -81,14 +82,6 @@ def export_data(out: Path, source: Path = MIAS, scale: float = SETTINGS.resample
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {len(cases)} views at x{scale} to {out} ({total / 1e6:.1f} MB)")
     return 0
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("radlens train: --device cuda, but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def new_network(imagenet: Path, device: torch.device) -> GlamLiteNetwork:

@@ -23,7 +23,7 @@ import torch
 
 from app.inference.glam.crop import CropSettings
 from app.inference.glam.pipeline import (GlamSettings, PreparedView, chest_wall_on_right, cut_patches, fuse,
-                                         global_outputs, prepare_view, select_patches, top_t_pool)
+                                         global_outputs, prepare_view, select_patches)
 from app.training.datasets import SHARED_DATASETS
 from app.training.metrics import auroc
 
@@ -156,14 +156,3 @@ def evaluate(cases: list[MiasCase], views: list[PreparedView], scores: np.ndarra
             "lesions_with_centre": total,
             "lesion_centre_in_patch": round(float(inside.mean()), 3) if total else None,
             "pointing_game": round(float(hits.mean()), 3) if total else None}
-
-
-def bootstrap_interval(scores: np.ndarray, positive: np.ndarray, seed: int = 0, rounds: int = 2000) -> list[float]:
-    """95% percentile bootstrap interval of the AUROC (images resampled with replacement)."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(rounds):
-        pick = rng.integers(0, len(scores), len(scores))
-        if positive[pick].any() and not positive[pick].all():
-            values.append(auroc(scores[pick], positive[pick]))
-    return [round(float(v), 3) for v in np.percentile(values, [2.5, 97.5])]

@@ -7,7 +7,6 @@ import json
 import shutil
 import statistics
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -166,7 +165,8 @@ def _with_latency(folder: Path, image: Path | None) -> ModelManifest:
 def latency_ms(manifest: ModelManifest, image_path: Path, repeats: int = 20) -> dict[str, float]:
     """Median CPU time of one prediction (and, for classifiers, with the default Grad-CAM), preprocessing
     included."""
-    from app.inference.runner import ExplainOptions, InferenceEngine
+    from app.inference.options import ExplainOptions
+    from app.inference.runner import InferenceEngine
     from app.io.study_loader import decode_image, read_info
 
     image = decode_image(read_info(image_path))
@@ -194,8 +194,3 @@ def remeasure_latency(folder: Path, image_path: Path) -> dict[str, float]:
     raw["card"]["cpu_latency_ms"] = {**figures, "threads": torch.get_num_threads()}
     path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
     return figures
-
-
-def class_counts(labels, classes: tuple[str, ...]) -> dict[str, int]:
-    counts = Counter(int(v) for v in labels)
-    return {c: counts.get(i, 0) for i, c in enumerate(classes)}

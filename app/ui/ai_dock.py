@@ -1,29 +1,22 @@
-"""The AI panel: choose a model and explanation, run it off the UI thread, show results and layers.
-
-Results are drawn only on the viewport whose image they were computed for, and only while the
-study they were started for is still open.
-"""
+"""The AI panel: choose a model and explanation, run it on the session's study off the UI thread, show
+the active image's result and layers. The session keeps the results and decides where they belong."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
-
-import numpy as np
 from PySide6 import QtCore, QtWidgets
 
-from app.core.layers import MASK, LayerStack
-from app.core.scores import exam_scores
+from app.core.layers import MASK
 from app.core.study import Study
 from app.inference.registry import ModelRegistry
 from app.inference.results import InferenceResult
-from app.inference.options import DEVICE_CHOICES, METHODS, ExplainOptions
+from app.inference.cam_methods import EXPLANATION_METHODS
+from app.inference.options import DEVICE_CHOICES, ExplainOptions
 from app.ui.inference_controller import InferenceController
 from app.ui.layer_panel import LayerPanel
 from app.ui.results_panel import ResultsPanel
+from app.session import ReadingSession
 from app.ui.settings import AppSettings
-from app.ui.study_view import StudyView
-from app.ui.viewport_widget import ViewportWidget
 
 log = logging.getLogger("radlens.ui")
 
@@ -34,26 +27,23 @@ AUTOMATIC = "Automatic (by modality, else by resemblance)"
 class AiDock(QtWidgets.QDockWidget):
     run_finished = QtCore.Signal()
 
-    def __init__(self, study_view: StudyView, settings: AppSettings, registry: ModelRegistry | None = None,
+    def __init__(self, session: ReadingSession, settings: AppSettings, registry: ModelRegistry | None = None,
                  parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("AI", parent)
         self.setObjectName("aiDock")
-        self.study_view, self.settings = study_view, settings
+        self.session, self.settings = session, settings
         self.registry = registry or ModelRegistry.discover()
-        self.stack = LayerStack()
-        self.results: dict[str, InferenceResult] = {}  # by image identity
-        self.study: Study | None = None
         self.run_when_decoded = False  # one-shot, e.g. `radlens open --run-ai`; not a saved setting
         self.controller = InferenceController(settings.ai_device(), self)
         self._build()
-        self.stack.added.connect(self._on_layer_added)
-        self.stack.removed.connect(self._on_layer_removed)
-        self.stack.hidden_changed.connect(self._on_hidden_changed)
         self.controller.result_ready.connect(self._on_result)
         self.controller.failed.connect(self._on_failed)
         self.controller.progress.connect(self._on_progress)
         self.controller.finished.connect(self._on_finished)
-        study_view.active_changed.connect(self._on_active_viewport)
+        session.shown_changed.connect(self._on_shown)
+        session.active_changed.connect(self._show_active)
+        session.result_added.connect(self._on_result_added)
+        session.layers.added.connect(self._on_layer_added)
 
     # ---- widgets -------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -74,8 +64,8 @@ class AiDock(QtWidgets.QDockWidget):
         model_row.addWidget(self.card_button)
         form.addRow("Model", model_row)
         self.method_box = QtWidgets.QComboBox()
-        for key, name in METHODS.items():
-            self.method_box.addItem(name, key)
+        for key, method in EXPLANATION_METHODS.items():
+            self.method_box.addItem(method.name, key)
         form.addRow("Explain by", self.method_box)
         self.layer_list = QtWidgets.QListWidget()
         self.layer_list.setMaximumHeight(90)
@@ -103,6 +93,14 @@ class AiDock(QtWidgets.QDockWidget):
         form.addRow(buttons)
         form.addRow(self.auto_run)
         form.addRow("Device", self.device_box)
+        self.send_button = QtWidgets.QPushButton("Send results to PACS")  # the window connects it
+        self.send_button.setToolTip("Findings SR, DICOM SEG of masks and a capture of the active view, "
+                                    "to the PACS set in File > PACS… (DICOM images only)")
+        self.send_status = QtWidgets.QLabel()
+        self.send_status.setWordWrap(True)
+        self.send_status.setVisible(False)
+        form.addRow(self.send_button)
+        form.addRow(self.send_status)
         self.progress = QtWidgets.QProgressBar()
         self.progress.setVisible(False)
         form.addRow(self.progress)
@@ -155,8 +153,7 @@ class AiDock(QtWidgets.QDockWidget):
 
     def _active_result_model(self):
         """The model of the result on the active image (what Automatic chose there), if any."""
-        active = self.study_view.active
-        result = self.results.get(active.state.image.info.identity) if active and active.state else None
+        result = self.session.result_for(self.session.active)
         return next((m for m in self.registry.models if result and m.key == result.model_key), None)
 
     def _on_device_chosen(self, device: str) -> None:
@@ -175,18 +172,21 @@ class AiDock(QtWidgets.QDockWidget):
         return ExplainOptions(layers=layers, method=self.method_box.currentData(),
                               target_class=self.target_box.currentData())
 
+    def show_send_status(self, summary: str, ok: bool) -> None:
+        self.send_status.setText(summary)
+        self.send_status.setStyleSheet("" if ok else "color: #d9534f;")
+        self.send_status.setVisible(True)
+
     # ---- running -------------------------------------------------------------------------------
-    def set_study(self, study: Study | None) -> None:
-        """A new study is shown: stop what ran for the old one and forget its layers."""
+    def _on_shown(self, _study: Study | None) -> None:
+        """Another study is on screen: what ran for the old one was stopped by the session; clear the panel."""
         self.controller.cancel()
         self.cancel_button.setEnabled(False)
-        self.study = study
-        self.stack.clear()
-        self.results.clear()
         self.progress.setVisible(False)
         self.results_panel.show_result(None)
         self.results_panel.show_exam(None)
         self.layer_panel.show_layers([])
+        self.send_status.setVisible(False)
 
     def study_decoded(self) -> None:
         if self.auto_run.isChecked() or self.run_when_decoded:
@@ -194,15 +194,11 @@ class AiDock(QtWidgets.QDockWidget):
             self.run()
 
     def run(self) -> None:
-        if self.study is None:
+        """Read every decoded image of the session's study with its model."""
+        study = self.session.shown
+        if study is None:
             return
-        jobs = []
-        for viewport in self.study_view.viewports:
-            state = viewport.state
-            if state is None:
-                continue
-            series_identity = next(s for s, v in self.study_view.viewport_by_series.items() if v is viewport)
-            jobs.append((series_identity, state.image, state.frame))
+        jobs = self.session.inference_jobs()
         if not jobs or not self.registry.models:
             self.results_panel.show_result(None, "No installed model fits these images." if jobs
                                            else "No image is shown.")
@@ -210,13 +206,15 @@ class AiDock(QtWidgets.QDockWidget):
             return
         chosen = self._chosen_model()
         self.results_panel.show_result(None, f"Running {chosen.name if chosen else 'AI'} on {len(jobs)} image(s)…")
-        self.controller.run(self.study.key, jobs, self.registry, chosen, self.options())
+        self.session.set_run(jobs)
+        self.controller.run(study.key, jobs, self.registry, chosen, self.options())
 
     def cancel(self) -> None:
         """Stop the run after the image in progress; nothing it still computes is shown."""
         if not self.controller.busy:
             return
         self.controller.cancel()
+        self.session.set_run(())
         self.progress.setVisible(False)
         self.cancel_button.setEnabled(False)
         self.results_panel.show_result(None, "Cancelled.")
@@ -228,88 +226,44 @@ class AiDock(QtWidgets.QDockWidget):
         self.progress.setValue(done)
 
     def _on_result(self, study_key: str, series_identity: str, result: InferenceResult) -> None:
-        viewport = self.study_view.viewport_by_series.get(series_identity)
-        if self.study is None or study_key != self.study.key or viewport is None or viewport.state is None:
-            return
-        if viewport.state.image.info.identity != result.image_identity:
-            return  # computed for another image than the one shown here
-        self.results[result.image_identity] = result
-        self.stack.replace(result.image_identity, result.model_key, result.layers())
-        active = self.study_view.active
-        if active is viewport or active is None:  # other images' panels refresh when they become active
-            self._on_active_viewport(active)
+        self.session.add_result(study_key, series_identity, result)
+
+    def _on_result_added(self, result: InferenceResult) -> None:
+        if self.session.image_identity(self.session.active) == result.image_identity:
+            self._show_active(self.session.active)  # other images' panels refresh when they become active
 
     def _on_failed(self, study_key: str, _series: str, message: str) -> None:
-        if self.study is not None and study_key == self.study.key:
+        if self.session.shown is not None and study_key == self.session.shown.key:
             log.warning("The model could not run: %s", message)
             self.results_panel.show_result(None, f"The model could not run: {message}")
 
     def _on_finished(self, study_key: str) -> None:
         self.progress.setVisible(False)
         self.cancel_button.setEnabled(False)
-        if self.study is not None and study_key == self.study.key:
-            self._show_exam_scores()
+        if self.session.shown is not None and study_key == self.session.shown.key:
+            self.session.set_run(())
+            prior = self.session.on_screen[1] if len(self.session.on_screen) > 1 else None
+            self.results_panel.show_exam(self.session.exam_scores(),
+                                         self.session.exam_scores(prior) if prior is not None else None)
             self.run_finished.emit()
 
-    def _show_exam_scores(self) -> None:
-        per_view, classes = {}, ()
-        for viewport in self.study_view.viewports:
-            result = self.results.get(viewport.state.image.info.identity) if viewport.state else None
-            if result is not None and result.probabilities is not None and viewport.state.image.info.is_mammogram_view:
-                per_view[viewport.state.image.info.label] = np.asarray(result.probabilities)
-                classes = result.classes
-        self.results_panel.show_exam(exam_scores(classes, per_view) if per_view else None)
-
-    def as_shown(self, result: InferenceResult | None) -> InferenceResult | None:
-        """The result with the mask threshold the reader set: one threshold for the layer, the panel
-        text and the DICOM SEG export."""
-        if result is None or result.mask is None:
-            return result
-        return replace(result, threshold=self.mask_threshold(result))
+    # ---- the active image's result and layers --------------------------------------------------
+    def _on_layer_added(self, layer) -> None:
+        """The panel's "Segmented" line follows the threshold the reader sets on the mask."""
+        if layer.kind == MASK:
+            layer.changed.connect(lambda *_: self._on_mask_changed(layer))
 
     def _on_mask_changed(self, layer) -> None:
-        active = self.study_view.active
-        if active is not None and active.state is not None and active.state.image.info.identity == layer.image_identity:
-            self.results_panel.show_result(self.as_shown(self.results.get(layer.image_identity)))
+        if self.session.image_identity(self.session.active) == layer.image_identity:
+            self.results_panel.show_result(self.session.result_for(self.session.active))
 
-    def mask_threshold(self, result: InferenceResult) -> float:
-        """The threshold the reader set on the result's mask layer (the model's default otherwise)."""
-        for layer in self.stack.for_image(result.image_identity):
-            if layer.kind == MASK and layer.source == result.model_key:
-                return layer.threshold
-        return result.threshold
-
-    # ---- layers onto viewports -----------------------------------------------------------------
-    def _viewport_for(self, image_identity: str) -> ViewportWidget | None:
-        return next((v for v in self.study_view.viewports
-                     if v.state is not None and v.state.image.info.identity == image_identity), None)
-
-    def _on_layer_added(self, layer) -> None:
-        if layer.kind == MASK:  # the panel's "Segmented" line follows the threshold the reader sets
-            layer.changed.connect(lambda *_: self._on_mask_changed(layer))
-        viewport = self._viewport_for(layer.image_identity)
-        if viewport is not None:
-            viewport.add_layer(layer, hidden=self.stack.all_hidden)
-
-    def _on_layer_removed(self, layer) -> None:
-        viewport = self._viewport_for(layer.image_identity)
-        if viewport is not None and layer in viewport.overlays:
-            viewport.remove_layer(layer)
-
-    def _on_hidden_changed(self, hidden: bool) -> None:
-        for viewport in self.study_view.viewports:
-            viewport.set_overlays_hidden(hidden)
-
-    def _on_active_viewport(self, viewport: ViewportWidget | None) -> None:
-        state = viewport.state if viewport is not None else None
-        if state is None:
+    def _show_active(self, series_identity: str | None) -> None:
+        identity = self.session.image_identity(series_identity) if series_identity else None
+        if identity is None:
             self.layer_panel.show_layers([])
             return
-        identity = state.image.info.identity
-        self.layer_panel.show_layers(self.stack.for_image(identity))
-        result = self.results.get(identity)
-        self.results_panel.show_result(self.as_shown(result))
-        if result is not None and result.patches:
-            from app.inference.visualize import patch_rgb
-
-            self.results_panel.show_patch(patch_rgb(state.image, result.patches[0], state.frame, state))
+        self.layer_panel.show_layers(self.session.layers.for_image(identity))
+        self.results_panel.show_result(self.session.result_for(series_identity))
+        picture = self.session.patch_picture(series_identity)
+        if picture is not None:
+            self.results_panel.show_patch(picture)

@@ -127,10 +127,7 @@ class ScreenshotWhenDrawn(QtCore.QObject):
         return self.code
 
     def is_drawn(self) -> bool:
-        window = self.window
-        if not window.scan_done or window.loader.busy or window.ai.controller.busy:
-            return False
-        return window.current_study is None or window.study_view.is_fully_painted or not window.study_view._expected
+        return self.window.session.is_drawn
 
     def _check(self) -> None:
         if not (self.is_drawn() or self._deadline.hasExpired()):
@@ -140,7 +137,7 @@ class ScreenshotWhenDrawn(QtCore.QObject):
         self.out.parent.mkdir(parents=True, exist_ok=True)
         saved = self.window.grab().save(str(self.out))
         timed_out = not self.is_drawn()
-        nothing_opened = self.window.current_study is None
+        nothing_opened = self.window.session.shown is None
         if not saved:
             print(f"radlens: could not write {self.out}", file=sys.stderr)
         if timed_out:

@@ -18,12 +18,8 @@ class FileCommands:
         paths = [Path(p) for p in paths]
         if not paths:
             return
-        self.scan_done = False
         self._pending_recent = paths
-        self.studies, self.problems, self.current_study = [], [], None
-        self.study_list.clear()
-        self.problem_list.clear()
-        self._set_problems_visible(False)
+        self.session.start_reading()
         self.study_view.show_message("Reading…")
         self.statusBar().showMessage(f"Reading {', '.join(printable(p.name or str(p)) for p in paths[:3])}"
                                      + ("…" if len(paths) > 3 else ""))
@@ -41,6 +37,18 @@ class FileCommands:
             return
         self.open_paths(paths)
 
+    def show_pacs(self) -> None:
+        """The PACS panel, made on first use (pynetdicom is loaded then, not when the window opens)."""
+        from app.ui.pacs_panel import PacsPanel
+
+        if self.pacs_panel is None:
+            self.pacs_panel = PacsPanel(self.open_paths, self)
+            self.addDockWidget(QtCore.Qt.DockWidgetArea.BottomDockWidgetArea, self.pacs_panel)
+            self.resizeDocks([self.pacs_panel], [300], QtCore.Qt.Orientation.Vertical)
+        self.pacs_panel.show()
+        self.pacs_panel.raise_()
+        self.pacs_panel.name_edit.setFocus()
+
     def choose_files(self) -> None:
         files, _ = QtWidgets.QFileDialog.getOpenFileNames(
             self, "Open images", "", "Images (*.dcm *.dicom *.png *.jpg *.jpeg *.ima);;All files (*)")
@@ -55,10 +63,10 @@ class FileCommands:
     def cancel_loading(self) -> None:
         if self.loader.busy:
             self.loader.cancel()
-            self.scan_done = True
+            self.session.cancel_reading()
             self.progress.setVisible(False)
             self.statusBar().showMessage("Loading cancelled", 5000)
-            if not self.studies:
+            if not self.session.studies:
                 self.study_view.show_message(WELCOME)
 
     def import_model(self, path: Path | None = None) -> bool:
@@ -97,9 +105,10 @@ class FileCommands:
             if not chosen:
                 return None
             path = Path(chosen)
-        if not viewport.grab().save(str(path), "PNG"):
+        if not viewport.canvas.grab().save(str(path), "PNG"):  # the image as drawn, without the cell border
             QtWidgets.QMessageBox.warning(self, "Export view", f"Could not write {path}")
             return None
+        self.session.record_export(path, "view", viewport.state.image.info.identity)
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return path
 
@@ -107,9 +116,8 @@ class FileCommands:
         """The active image's segmentation as DICOM SEG (DICOM inputs only)."""
         from app.io.seg_export import SegExportError, write_dicom_seg
 
-        viewport = self.study_view.active
-        state = viewport.state if viewport is not None else None
-        result = self.ai.results.get(state.image.info.identity) if state is not None else None
+        state = self.session.active_state
+        result = self.session.result_for(self.session.active)
         if result is None or result.mask is None:
             QtWidgets.QMessageBox.information(self, "Export DICOM SEG",
                                               "Run a segmentation model on the active image first.")
@@ -121,11 +129,12 @@ class FileCommands:
                 return None
             path = Path(chosen)
         try:
-            write_dicom_seg(state.image.info.path, result.mask >= self.ai.mask_threshold(result), path,
+            write_dicom_seg(state.image.info.path, result.mask >= result.threshold, path,
                             algorithm=result.model_key, frame=state.frame)
         except SegExportError as error:
             QtWidgets.QMessageBox.warning(self, "Export DICOM SEG", str(error))
             return None
+        self.session.record_export(path, "DICOM SEG", result.image_identity)
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return path
 

@@ -24,6 +24,7 @@ from app.inference.registry import ModelRegistry
 
 if TYPE_CHECKING:
     from app.inference.runner import InferenceEngine
+    from app.session import InferenceJob
 
 log = logging.getLogger("radlens.inference")
 
@@ -54,11 +55,12 @@ def _core_left_for_ui(engine: InferenceEngine):
 @thread_worker(start_thread=False)
 def _inference_worker(engine: InferenceEngine, registry: ModelRegistry, jobs: list, preferred: ModelManifest | None,
                       options: ExplainOptions):
-    """jobs: (series identity, LoadedImage, frame); each image's model is chosen by routing.choose_model
-    (the reader's `preferred` model where it fits); yields one outcome per job."""
+    """jobs: the session's InferenceJobs; each image's model is chosen by routing.choose_model (the reader's
+    `preferred` model where it fits); yields one outcome per job."""
     from app.inference.routing import choose_model
 
-    for series_identity, image, frame in jobs:
+    for job in jobs:
+        series_identity, image, frame = job.series_identity, job.image, job.frame
         name = "choosing a model"
         try:
             with _core_left_for_ui(engine):
@@ -108,7 +110,7 @@ class InferenceController(QtCore.QObject):
         self.cancel()
         self.device = device
 
-    def run(self, study_key: str, jobs: list[tuple[str, object, int]], registry: ModelRegistry,
+    def run(self, study_key: str, jobs: tuple[InferenceJob, ...], registry: ModelRegistry,
             preferred: ModelManifest | None, options: ExplainOptions) -> None:
         self.cancel()
         self._generation += 1

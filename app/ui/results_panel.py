@@ -1,4 +1,5 @@
-"""What the models said: class probabilities as bars, and mammography scores per view, breast and exam."""
+"""What the models said: class probabilities as bars, each task's notes (tasks/), and mammography scores per
+view, breast and exam. It shows text its inputs give; it computes no pixels."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from app.core.scores import ExamScores
 from app.inference.results import InferenceResult
+from app.inference.tasks import TASKS
 
 
 class ResultsPanel(QtWidgets.QWidget):
@@ -65,18 +67,12 @@ class ResultsPanel(QtWidgets.QWidget):
             return
         self.title.setText(f"<b>{result.model_key}</b> on {result.device}")
         self.route.setText(f"Why this model: {result.route}" if result.route else "")
+        text = TASKS[result.task].panel(result)
         notes = [result.note] if result.note else []
         if result.out_of_distribution:
             notes.append(f"This image does not look like the images {result.model_key} was trained on "
                          f"(distance {result.ood_distance:.1f}, limit {result.ood_limit:.1f}): the result may not apply.")
-        if result.saliency:
-            notes.append("Saliency maps show, per class, where the model found evidence (0 to 1); the patch map "
-                         "marks the region the local network re-read."
-                         + ("" if result.calibrated else " Scores are not calibrated probabilities."))
-        if result.heatmaps:
-            notes.append("Heatmaps are relative (scaled to their own maximum): they show where the model "
-                         "looked, not a probability.")
-        self.note.setText("\n".join(notes))
+        self.note.setText("\n".join([*notes, *text.notes]))
         if result.probabilities is not None:
             best = int(result.probabilities.argmax())
             for index, (name, p) in enumerate(zip(result.classes, result.probabilities)):
@@ -86,21 +82,20 @@ class ResultsPanel(QtWidgets.QWidget):
                 bar.setFormat(f"{float(p):.3f}")
                 label = QtWidgets.QLabel(f"<b>{name}</b>" if index == best else name)
                 self._bars.addRow(label, bar)
-            self._bars.addRow(QtWidgets.QLabel(
-                "score per class (GLAM; not a calibrated probability)" if result.task == "glam" and not result.calibrated
-                else "probability, calibrated on held-out data" if result.calibrated
-                else "probability (this model is not calibrated)"))
-        if result.mask is not None:
-            area = float((result.mask >= result.threshold).mean()) * 100
-            self._bars.addRow("Segmented", QtWidgets.QLabel(f"{area:.1f}% of the image at p ≥ {result.threshold:.2f}"))
+            self._bars.addRow(QtWidgets.QLabel(text.caption))
+        for label, fact in text.facts:
+            self._bars.addRow(label, QtWidgets.QLabel(fact))
 
-    def show_exam(self, scores: ExamScores | None) -> None:
+    def show_exam(self, scores: ExamScores | None, prior: ExamScores | None = None) -> None:
+        """The exam's scores per view, breast and exam; a prior's per breast and exam below them."""
         table = self.exam_table
         table.setVisible(scores is not None)
         if scores is None:
             return
         rows = [*scores.views.items(), *((f"{side} breast", s) for side, s in scores.breasts.items()),
                 ("Exam", scores.exam)]
+        if prior is not None and prior.classes == scores.classes:
+            rows += [*((f"Prior {side} breast", s) for side, s in prior.breasts.items()), ("Prior exam", prior.exam)]
         table.setRowCount(len(rows))
         table.setColumnCount(len(scores.classes))
         table.setHorizontalHeaderLabels(list(scores.classes))

@@ -1,4 +1,4 @@
-"""The study list panel of the main window: the studies and problems of what was opened, and what selecting them shows."""
+"""The study list panel of the main window: the session's studies and problems; selecting studies shows them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import logging
 
 from PySide6 import QtCore, QtWidgets
 
-from app.core.study import can_read_side_by_side, side_by_side
 from app.core.text import printable
 from app.io.errors import LoadProblem
 from app.io.study_loader import ScanResult
@@ -45,58 +44,67 @@ class StudyListPanel:
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self.resizeDocks([dock], [260], QtCore.Qt.Orientation.Horizontal)
         self.side_dock = dock
+        self._connect_session_to_lists()
+
+    def _connect_session_to_lists(self) -> None:
+        session = self.session
+        session.reading_started.connect(self._on_reading_started)
+        session.studies_changed.connect(self._fill_study_list)
+        session.problems_added.connect(self._show_problems)
+        session.shown_changed.connect(self._select_shown)
 
     def _on_scan_finished(self, result: ScanResult) -> None:
-        self.scan_done = True
         self.progress.setVisible(False)
-        self.studies = list(result.studies)
-        self._add_problems(result.problems)
-        for study in self.studies:
-            count = len(study.images)
-            item = QtWidgets.QListWidgetItem(f"{study.title}\n{count} image{'s' if count != 1 else ''}")
-            item.setToolTip(printable(str(study.images[0].path.parent)))
-            self.study_list.addItem(item)
-        if self.studies:
+        if result.studies:
             self.settings.add_recent(self._pending_recent)
-            self.study_list.setCurrentRow(0)
-            if can_read_side_by_side(self.studies):  # loose single images: read them together
-                self.study_list.selectAll()
-        else:
+        self.session.finish_reading(result.studies, result.problems)
+
+    def _on_reading_started(self) -> None:
+        self.study_list.clear()
+        self.problem_list.clear()
+        self._set_problems_visible(False)
+
+    def _fill_study_list(self) -> None:
+        with QtCore.QSignalBlocker(self.study_list):
+            self.study_list.clear()
+            for study in self.session.studies:
+                count = len(study.images)
+                item = QtWidgets.QListWidgetItem(f"{study.title}\n{count} image{'s' if count != 1 else ''}")
+                item.setToolTip(printable(str(study.images[0].path.parent)))
+                self.study_list.addItem(item)
+        if not self.session.studies and not self.session.reading:
             self.study_view.show_message("No images could be opened.\nThe Problems list says why for each file.")
             self.statusBar().showMessage("Nothing to show", 8000)
 
+    def _select_shown(self, _study) -> None:
+        """The list selects what the session shows (the reader's selection, or the session's first choice)."""
+        rows = [self.session.studies.index(s) for s in self.session.on_screen if s in self.session.studies]
+        model, flags = self.study_list.model(), QtCore.QItemSelectionModel.SelectionFlag
+        selection = QtCore.QItemSelection()
+        for row in rows:
+            selection.select(model.index(row, 0), model.index(row, 0))
+        with QtCore.QSignalBlocker(self.study_list):  # (item.setSelected would leave Qt's selection anchor behind)
+            if rows:
+                self.study_list.selectionModel().setCurrentIndex(model.index(rows[0], 0), flags.NoUpdate)
+            self.study_list.selectionModel().select(selection, flags.ClearAndSelect)
+
     def _on_selection_changed(self) -> None:
-        """One selected study shows with its hanging; several (no mammogram among them) side by side."""
+        """The reader chose studies: one shows with its hanging, several (no mammogram) side by side."""
         rows = sorted(self.study_list.row(item) for item in self.study_list.selectedItems())
-        chosen = [self.studies[row] for row in rows if 0 <= row < len(self.studies)]
-        if not chosen:
-            return
-        if len(chosen) > 1 and not any(study.is_mammography for study in chosen):
-            study = side_by_side(chosen)
-        else:
-            row = self.study_list.currentRow()
-            current = self.studies[row] if 0 <= row < len(self.studies) else None
-            study = current if current in chosen else chosen[0]
-        if self.current_study is None or study.key != self.current_study.key:
-            self.show_study(study)
+        studies = self.session.studies
+        chosen = [studies[row] for row in rows if 0 <= row < len(studies)]
+        row = self.study_list.currentRow()
+        self.session.show(chosen, current=studies[row] if 0 <= row < len(studies) else None)
 
-    def _step_study(self, step: int) -> None:
-        if self.studies:
-            self.study_list.setCurrentRow((self.study_list.currentRow() + step) % len(self.studies))
-
-    def _add_problems(self, problems: list[LoadProblem]) -> None:
-        known = {(p.path, p.reason) for p in self.problems}
+    def _show_problems(self, problems: list[LoadProblem]) -> None:
         for problem in problems:
-            if (problem.path, problem.reason) in known:
-                continue
-            self.problems.append(problem)
             log.warning("Not opened: %s: %s", printable(str(problem.path)), problem.reason)
             item = QtWidgets.QListWidgetItem(f"{printable(problem.path.name or str(problem.path))}: {problem.reason}")
             item.setToolTip(printable(str(problem.path)))
             self.problem_list.addItem(item)
-        self._set_problems_visible(bool(self.problems))
-        self.problem_label.setText(f"Problems ({len(self.problems)} file{'s' if len(self.problems) != 1 else ''} "
-                                   "not opened)")
+        count = len(self.session.problems)
+        self._set_problems_visible(bool(count))
+        self.problem_label.setText(f"Problems ({count} file{'s' if count != 1 else ''} not opened)")
 
     def _set_problems_visible(self, visible: bool) -> None:
         self.problem_label.setVisible(visible)

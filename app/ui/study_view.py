@@ -1,24 +1,25 @@
-"""The reading area: one `ViewportWidget` per cell of a study's hanging, linked when asked."""
+"""The reading area: one `ViewportWidget` per cell of the session's hanging, with the session's layers on them.
+
+Built from a `ReadingSession`; it draws what the session holds and reports gestures and paints back to it.
+"""
 
 from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from app.core.hanging import Hanging, reading_flips
-from app.core.image import LoadedImage
-from app.core.study import Series
-from app.core.viewport_state import ViewportLink, ViewportState
+from app.core.layers import OverlayLayer
+from app.core.study import Study
+from app.core.viewport_state import ViewportState
+from app.session import ReadingSession
 from app.ui.viewport_widget import ViewportWidget
 
 
 class StudyView(QtWidgets.QWidget):
-    """Shows a `Hanging`; images arrive one by one through `show_image` as they are decoded."""
+    """Shows the session's hanging; images arrive one by one as the session receives them."""
 
-    active_changed = QtCore.Signal(object)  # the active ViewportWidget
-    all_painted = QtCore.Signal()
-
-    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+    def __init__(self, session: ReadingSession, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
+        self.session = session
         self.setObjectName("studyView")
         self.setStyleSheet("QWidget#studyView { background: #000; }")
         self.grid = QtWidgets.QGridLayout(self)
@@ -26,10 +27,6 @@ class StudyView(QtWidgets.QWidget):
         self.grid.setSpacing(2)
         self.viewports: list[ViewportWidget] = []
         self.viewport_by_series: dict[str, ViewportWidget] = {}
-        self._expected: set[str] = set()
-        self.active: ViewportWidget | None = None
-        self.link_enabled = False
-        self.link = ViewportLink(enabled=False)
         self.show_patient_name = False
         self._enlarged: ViewportWidget | None = None
         self._message = QtWidgets.QLabel(self)
@@ -37,65 +34,112 @@ class StudyView(QtWidgets.QWidget):
         self._message.setWordWrap(True)
         self._message.setStyleSheet("color: #9a9a9a; font-size: 18px;")
         self.grid.addWidget(self._message, 0, 0)
+        session.shown_changed.connect(self._on_shown)
+        session.hanging_changed.connect(lambda: self._on_shown(session.shown))
+        session.image_added.connect(self._on_image_added)
+        session.series_failed.connect(self._on_series_failed)
+        session.active_changed.connect(self._on_active)
+        session.layers.added.connect(self._on_layer_added)
+        session.layers.removed.connect(self._on_layer_removed)
+        session.layers.hidden_changed.connect(self._on_hidden_changed)
+        self._on_shown(session.shown)
+
+    @property
+    def active(self) -> ViewportWidget | None:
+        return self.viewport_by_series.get(self.session.active) if self.session.active else None
 
     def show_message(self, text: str) -> None:
-        self.clear()
+        self._clear()
         self._message.setText(text)
         self._message.show()
 
-    def clear(self) -> None:
+    def _clear(self) -> None:
         for viewport in self.viewports:
             viewport.unbind()
             self.grid.removeWidget(viewport)
             viewport.hide()
             viewport.deleteLater()
-        self.viewports, self.viewport_by_series, self._expected = [], {}, set()
-        self.active, self._enlarged = None, None
-        self.link = ViewportLink(enabled=self.link_enabled)
+        self.viewports, self.viewport_by_series, self._enlarged = [], {}, None
 
-    def set_hanging(self, hanging: Hanging, link: bool) -> None:
-        self.link_enabled = link
-        self.clear()
+    # ---- session events ------------------------------------------------------------------------
+    def _on_shown(self, study: Study | None) -> None:
+        """Build the cells of the session's hanging and draw whatever it already holds."""
+        self._clear()
+        hanging = self.session.hanging
+        if study is None or hanging is None:
+            return
         self._message.hide()
         for cell in hanging.cells:
             viewport = ViewportWidget(cell.label, self)
             viewport.anchor = cell.anchor
             viewport.show_patient_name = self.show_patient_name
-            viewport.activated.connect(self.set_active)
+            viewport.activated.connect(self.activate)
             viewport.enlarge_requested.connect(self.toggle_enlarged)
             viewport.painted.connect(self._on_painted)
             self.grid.addWidget(viewport, cell.row, cell.column)
             self.viewports.append(viewport)
             if cell.series is not None:
                 self.viewport_by_series[cell.series.identity] = viewport
-                self._expected.add(cell.series.identity)
                 viewport.show_placeholder(f"{cell.label}\nloading…")
         for row in range(max(hanging.rows, self.grid.rowCount())):
             self.grid.setRowStretch(row, 1 if row < hanging.rows else 0)
         for column in range(max(hanging.columns, self.grid.columnCount())):
             self.grid.setColumnStretch(column, 1 if column < hanging.columns else 0)
-        if self.viewports:
-            self.set_active(self.viewports[0])
+        for series_identity, state in self.session.states.items():
+            self._on_image_added(series_identity, state)
+        for series_identity, reason in self.session.failed.items():
+            self._on_series_failed(series_identity, reason)
+        self._on_active(self.session.active)
 
-    def show_image(self, series: Series, image: LoadedImage) -> None:
-        viewport = self.viewport_by_series.get(series.identity)
+    def _on_image_added(self, series_identity: str, state: ViewportState) -> None:
+        viewport = self.viewport_by_series.get(series_identity)
         if viewport is None:
             return
-        flip_h, flip_v = reading_flips(image.info, image.frame(0))
-        state = ViewportState(image, flip_h=flip_h, flip_v=flip_v, anchor=viewport.anchor)
         viewport.bind(state)
-        self.link.add(state)
+        for layer in self.session.layers.for_image(state.image.info.identity):
+            viewport.add_layer(layer, hidden=self.session.layers.all_hidden)
 
-    def mark_failed(self, series: Series, reason: str) -> None:
-        viewport = self.viewport_by_series.get(series.identity)
+    def _on_series_failed(self, series_identity: str, reason: str) -> None:
+        viewport = self.viewport_by_series.get(series_identity)
         if viewport is not None:
-            self._expected.discard(series.identity)
             viewport.show_placeholder(f"{viewport.label}\ncould not be opened:\n{reason}")
-            self._check_all_painted()
 
-    def set_link_enabled(self, enabled: bool) -> None:
-        self.link_enabled = enabled
-        self.link.enabled = enabled
+    def _on_active(self, series_identity: str | None) -> None:
+        for identity, viewport in self.viewport_by_series.items():
+            viewport.set_active(identity == series_identity)
+
+    def _viewport_for(self, image_identity: str) -> ViewportWidget | None:
+        return next((v for v in self.viewports if v.state is not None and v.state.image.info.identity == image_identity),
+                    None)
+
+    def _on_layer_added(self, layer: OverlayLayer) -> None:
+        viewport = self._viewport_for(layer.image_identity)
+        if viewport is not None:
+            viewport.add_layer(layer, hidden=self.session.layers.all_hidden)
+
+    def _on_layer_removed(self, layer: OverlayLayer) -> None:
+        viewport = self._viewport_for(layer.image_identity)
+        if viewport is not None and layer in viewport.overlays:
+            viewport.remove_layer(layer)
+
+    def _on_hidden_changed(self, hidden: bool) -> None:
+        for viewport in self.viewports:
+            viewport.set_overlays_hidden(hidden)
+
+    # ---- gestures ------------------------------------------------------------------------------
+    def _series_of(self, viewport: ViewportWidget) -> str | None:
+        return next((s for s, v in self.viewport_by_series.items() if v is viewport), None)
+
+    def activate(self, viewport: ViewportWidget) -> None:
+        """The reader clicked a viewport: its image becomes the active one."""
+        series_identity = self._series_of(viewport)
+        if series_identity is not None:
+            self.session.set_active(series_identity)
+
+    def _on_painted(self, viewport: ViewportWidget) -> None:
+        series_identity = self._series_of(viewport)
+        if series_identity is not None:
+            self.session.mark_painted(series_identity)
 
     def set_show_patient_name(self, show: bool) -> None:
         self.show_patient_name = show
@@ -104,34 +148,9 @@ class StudyView(QtWidgets.QWidget):
             if viewport.state is not None:
                 viewport._update_corners()
 
-    def set_active(self, viewport: ViewportWidget) -> None:
-        if self.active is not None and self.active is not viewport:
-            self.active.set_active(False)
-        self.active = viewport
-        viewport.set_active(True)
-        self.active_changed.emit(viewport)
-
-    def target_states(self) -> list[ViewportState]:
-        """The states a toolbar action applies to: the active one (links repeat it elsewhere)."""
-        if self.active is not None and self.active.state is not None:
-            return [self.active.state]
-        return [v.state for v in self.viewports if v.state is not None][:1]
-
     def toggle_enlarged(self, viewport: ViewportWidget) -> None:
         """Double-click: show one viewport alone, again to return to the hanging."""
         self._enlarged = None if self._enlarged is viewport else viewport
         for other in self.viewports:
             other.setVisible(self._enlarged is None or other is self._enlarged)
-        self.set_active(viewport)
-
-    @property
-    def is_fully_painted(self) -> bool:
-        painted = {sid for sid, v in self.viewport_by_series.items() if v.has_painted}
-        return bool(self.viewport_by_series) and self._expected <= painted
-
-    def _on_painted(self, _viewport: ViewportWidget) -> None:
-        self._check_all_painted()
-
-    def _check_all_painted(self) -> None:
-        if self.is_fully_painted:
-            self.all_painted.emit()
+        self.activate(viewport)

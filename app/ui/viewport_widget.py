@@ -244,6 +244,10 @@ class ViewportWidget(QtWidgets.QFrame):
             self._apply_transfer()
         elif change.kind == "frame":
             self._draw_image()
+        elif change.kind == "reset":
+            self._draw_image()
+            self._refresh_layer_transforms()
+            self._draw_geometry()
         elif change.kind == "flip":
             self.image_item.setTransform(self._reading_transform())
             self._refresh_layer_transforms()
@@ -290,7 +294,7 @@ class ViewportWidget(QtWidgets.QFrame):
         if info.pixel_spacing:
             bottom_right.append(f"{info.pixel_spacing[1]:.3g} mm/px")
         self._corner_items = {
-            "tl": [info.label],
+            "tl": [self.label],  # the cell's label: the view, and in a comparison whose it is and its date
             "tr": [t for t in (*right, info.modality) if t],
             "bl": [state.window_text() + (" inverted" if state.invert else "")],
             "br": bottom_right,
@@ -373,12 +377,12 @@ class ViewportWidget(QtWidgets.QFrame):
 
     @staticmethod
     def _fit_left(label: QtWidgets.QLabel, items: list[str], width: int) -> None:
-        text = "  ".join(items)
         label.ensurePolished()  # the style sheet's font, not the default one
         metrics, pad = label.fontMetrics(), _padding(label)
-        elided = metrics.elidedText(text, QtCore.Qt.TextElideMode.ElideRight, max(width - pad, 0))
-        label.setText(elided)
-        label.setVisible(bool(elided) and metrics.horizontalAdvance(elided) + pad <= width)
+        lines = [metrics.elidedText(line, QtCore.Qt.TextElideMode.ElideRight, max(width - pad, 0))
+                 for line in "  ".join(items).split("\n")]  # each line elided on its own
+        label.setText("\n".join(lines))
+        label.setVisible(any(lines) and max(metrics.horizontalAdvance(line) for line in lines) + pad <= width)
         label.adjustSize()
 
     @staticmethod

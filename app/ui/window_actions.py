@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.core.hanging import GRIDS
 from app.core.text import printable
 from app.ui.shortcuts import MOUSE_HELP, SHORTCUTS, keys_for
 
@@ -23,10 +22,12 @@ class WindowActions:
             "link": None, "reset": self.reset_view, "next_preset": self.next_preset,
             "next_frame": lambda: self._each(lambda s: s.set_frame(s.frame + 1)),
             "previous_frame": lambda: self._each(lambda s: s.set_frame(s.frame - 1)),
-            "next_study": lambda: self._step_study(1), "previous_study": lambda: self._step_study(-1),
+            "next_study": lambda: self.session.step(1), "previous_study": lambda: self.session.step(-1),
             "patient_name": None, "cancel": self.cancel_loading, "help": self.show_help, "quit": self.close,
-            "grid": self.next_grid, "run_ai": self.ai.run, "hide_overlays": None, "export_view": self.export_view,
-            "export_seg": self.export_segmentation,
+            "grid": self.next_grid, "compare_prior": self.compare_with_prior, "run_ai": self.ai.run,
+            "hide_overlays": None, "export_view": self.export_view,
+            "export_seg": self.export_segmentation, "pacs": self.show_pacs,
+            "send_results": self.results_sender.send,
         }
         self.actions: dict[str, QtGui.QAction] = {}
         for shortcut in SHORTCUTS:
@@ -39,20 +40,22 @@ class WindowActions:
             self.actions[shortcut.action] = action
         link = self.actions["link"]
         link.setCheckable(True)
-        link.toggled.connect(self.study_view.set_link_enabled)
+        link.toggled.connect(self.session.set_link)
         names = self.actions["patient_name"]
         names.setCheckable(True)
         names.setChecked(self.settings.show_patient_name())
         names.toggled.connect(self._set_show_patient_name)
         hide = self.actions["hide_overlays"]
         hide.setCheckable(True)
-        hide.toggled.connect(self.ai.stack.set_all_hidden)
+        hide.toggled.connect(self.session.layers.set_all_hidden)
         self.actions["fit"].setIconText("Fit")
         self.actions["one_to_one"].setIconText("1:1")
         self.actions["invert"].setIconText("Invert")
         self.actions["link"].setIconText("Link")
         self.actions["reset"].setIconText("Reset")
         self.actions["open_files"].setIconText("Open")
+        self.actions["pacs"].setText("&PACS…")
+        self.actions["send_results"].setText("&Send Results to PACS")
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
@@ -61,6 +64,7 @@ class WindowActions:
         self.recent_menu = file_menu.addMenu("Open &Recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addAction("Open &Demo Study", self.open_demo)
+        file_menu.addAction(self.actions["pacs"])
         file_menu.addSeparator()
         file_menu.addAction("&Import Model…", self.import_model)
         file_menu.addSeparator()
@@ -70,13 +74,14 @@ class WindowActions:
         file_menu.addAction(self.actions["quit"])
         view_menu = menu.addMenu("&View")
         for name in ("fit", "one_to_one", "invert", "flip_horizontal", "flip_vertical", "reset", "next_preset", "link",
-                     "grid", "next_frame",
+                     "grid", "compare_prior", "next_frame",
                      "previous_frame", "next_study", "previous_study", "patient_name"):
             view_menu.addAction(self.actions[name])
         view_menu.addAction(self.side_dock.toggleViewAction())
         ai_menu = menu.addMenu("&AI")
         ai_menu.addAction(self.actions["run_ai"])
         ai_menu.addAction(self.actions["hide_overlays"])
+        ai_menu.addAction(self.actions["send_results"])
         ai_menu.addAction(self.ai.toggleViewAction())
         help_menu = menu.addMenu("&Help")
         help_menu.addAction(self.actions["help"])
@@ -103,33 +108,27 @@ class WindowActions:
         toolbar.addWidget(self.preset_box)
 
     def _each(self, change) -> None:
-        for state in self.study_view.target_states():
+        for state in self.session.target_states():
             change(state)
 
     def reset_view(self) -> None:
-        for viewport in self.study_view.viewports:
-            if viewport.state is not None:
-                state = viewport.state
-                with state.changed.blocker():
-                    state.select_preset(state.presets[0].name)
-                    state.set_invert(False)
-                    state.reset_flips()
-                    state.fit()
-                viewport.bind(state)
+        for state in self.session.states.values():
+            state.reset()
 
     def next_preset(self) -> None:
-        for state in self.study_view.target_states():
+        for state in self.session.target_states():
             names = [p.name for p in state.presets]
             index = names.index(state.preset_name) + 1 if state.preset_name in names else 0
             self._select_preset(names[index % len(names)])
 
     def _select_preset(self, name: str) -> None:
         self._each(lambda s: s.select_preset(name))
-        self._on_active_viewport(self.study_view.active)
+        self._on_active()
 
-    def _on_active_viewport(self, viewport) -> None:
+    def _on_active(self, *_) -> None:
+        """The preset box lists the active image's presets (images arrive after they become active)."""
         self.preset_box.clear()
-        state = viewport.state if viewport is not None else None
+        state = self.session.active_state
         if state is None:
             return
         self.preset_box.addItems([p.name for p in state.presets])
@@ -140,10 +139,42 @@ class WindowActions:
 
     def next_grid(self) -> None:
         """Side-by-side images: square grid, one row, one column, and round again."""
-        self.grid = GRIDS[(GRIDS.index(self.grid) + 1) % len(GRIDS)]
-        if self.current_study is not None and self.current_study.is_side_by_side:
-            self.show_study(self.current_study)
-        self.statusBar().showMessage(f"Side-by-side grid: {self.grid}", 3000)
+        self.statusBar().showMessage(f"Side-by-side grid: {self.session.next_grid()}", 3000)
+
+    def compare_with_prior(self) -> None:
+        """The current study beside its newest prior among the open studies, pressed again the next older;
+        with none open and a PACS set up, the newest prior is fetched from the PACS."""
+        priors = self.session.priors()
+        if not priors:
+            self._ask_pacs_for_prior()
+            return
+        shown = self.session.on_screen[1] if len(self.session.on_screen) > 1 else None
+        prior = priors[(priors.index(shown) + 1) % len(priors)] if shown in priors else priors[0]
+        self.session.compare(prior)
+        self.statusBar().showMessage(f"Compared with the prior of {prior.date}", 5000)
+
+    def _ask_pacs_for_prior(self) -> None:
+        from app.pacs.settings import settings_path
+
+        current = self.session.current
+        if current is None or not current.patient_id or not current.date or not settings_path().is_file():
+            self.statusBar().showMessage("No earlier study of this patient (same Patient ID and modality, "
+                                         "with a study date) is open", 8000)
+            return
+        if not hasattr(self, "prior_lookup"):
+            from app.ui.prior_lookup import PriorLookup
+
+            self.prior_lookup = PriorLookup(self)
+            self.prior_lookup.finished.connect(self._on_prior_fetched)
+        self.statusBar().showMessage("No prior is open: asking the PACS…")
+        self.prior_lookup.start(current)
+
+    def _on_prior_fetched(self, studies, message: str) -> None:
+        self.session.add_studies(studies)
+        priors = self.session.priors()
+        if priors:
+            self.session.compare(priors[0])
+        self.statusBar().showMessage(message, 10000)
 
     def _set_show_patient_name(self, show: bool) -> None:
         self.settings.set_show_patient_name(show)
