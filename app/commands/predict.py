@@ -42,11 +42,12 @@ class BatchReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        """e.g. '394 image(s): 390 predicted (120 by an earlier run), 4 failed, 2.91 images/s over 1:32'."""
+        """e.g. '390 image(s) predicted of 394 (120 by an earlier run), 4 not predicted, 2.91 images/s over 1:32'."""
         done_now = self.images - self.resumed
-        rate = f", {done_now / self.seconds:.2f} images/s over {_interval(self.seconds)}" if done_now and self.seconds else ""
+        rate = (f", {done_now / self.seconds:.2f} images/s over {_interval(self.seconds)}"
+                if done_now and self.seconds else "")
         resumed = f" ({self.resumed} by an earlier run)" if self.resumed else ""
-        return (f"{self.images} image(s): {self.predicted} predicted{resumed}, "
+        return (f"{self.predicted} image(s) predicted of {self.images}{resumed}, "
                 f"{self.images - self.predicted} not predicted{rate}")
 
 
