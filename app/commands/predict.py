@@ -18,12 +18,12 @@ from app.core.image import LoadedImage
 from app.core.progress import ProgressReport
 from app.core.study import Series
 from app.core.text import describe, printable
-from app.inference.glam.exam_list import read_exam_labels
 from app.export.results_bundle import BundleWriter, ImageResult
+from app.inference.glam.exam_list import read_exam_labels
 from app.inference.manifest import ModelManifest
 from app.inference.registry import ModelRegistry
-from app.inference.results import InferenceResult
 from app.inference.routing import choose_model
+from app.inference.results import InferenceResult
 from app.inference.runner import InferenceEngine
 from app.inference.tasks import TASKS
 from app.io.errors import LoadProblem
