@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 from pathlib import Path
@@ -65,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--memory-mb", type=int, default=None, metavar="MB",
                          help="ray: bound on decoded images queued between decoding and the models "
                               "(default 64 per actor, at least 512)")
+    predict.add_argument("--studies", action="store_true",
+                         help="INPUT is a text file of Study Instance UIDs (one per line): fetch them from the PACS "
+                              "(radlens pacs config) a batch at a time into the cache and read each batch; "
+                              "run again to resume")
+    predict.add_argument("--batch", type=int, default=10, metavar="N",
+                         help="with --studies: studies fetched and read per batch (default 10)")
     predict.add_argument("--send", action="store_true",
                          help="then send a findings SR per DICOM study (and a DICOM SEG per mask) to the PACS of "
                               "`radlens pacs config`; the files are kept in OUTPUT/dicom")
@@ -182,6 +189,24 @@ def fit_guard(name: str, images: Path) -> int:
     return 0
 
 
+def _predict_pacs_studies(args: argparse.Namespace, engine):
+    from app.commands.pacs_batches import predict_studies, read_study_uids
+    from app.pacs.settings import PacsSettingsError, load_settings
+
+    if args.send:
+        print("radlens: --studies and --send: send the results of a PACS batch run with a second, "
+              "local run over the cache", file=sys.stderr)
+        return None
+    try:
+        settings = load_settings()
+    except PacsSettingsError as error:
+        print(f"radlens: --studies: {error}", file=sys.stderr)
+        return None
+    uids = read_study_uids(args.input)
+    return predict_studies(uids, args.output, settings, engine, batch_size=args.batch,
+                           say=lambda text: print(text, file=sys.stderr, flush=True))
+
+
 def predict(args: argparse.Namespace) -> int:
     from app.core.text import printable
 
@@ -213,12 +238,18 @@ def predict(args: argparse.Namespace) -> int:
                 print(f"radlens: --engine ray needs Ray ({error}); install it with "
                       "`pip install 'radlens[scale]'` (see docs/scale.md)", file=sys.stderr)
                 return 2
-            report = predict_folder_ray(args.input, args.output, address=args.address, workers=args.workers,
-                                        gpus_per_actor=args.gpus_per_actor, memory_mb=args.memory_mb, **options)
+            engine = functools.partial(predict_folder_ray, address=args.address, workers=args.workers,
+                                       gpus_per_actor=args.gpus_per_actor, memory_mb=args.memory_mb, **options)
         else:
             from app.commands.predict import predict_folder
 
-            report = predict_folder(args.input, args.output, bundle=bundle, **options)
+            engine = functools.partial(predict_folder, bundle=bundle, **options)
+        if args.studies:
+            report = _predict_pacs_studies(args, engine)
+            if report is None:
+                return 2
+        else:
+            report = engine(args.input, args.output)
     except (KeyError, ValueError, OSError) as error:
         print(f"radlens: {error.args[0] if isinstance(error, KeyError) and error.args else error}", file=sys.stderr)
         return 2

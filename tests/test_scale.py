@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,3 +198,62 @@ def test_the_desktop_app_and_the_local_engine_never_load_ray(tmp_path):
             "sys.exit(1 if {'ray', 'pyarrow'} & set(m.split('.')[0] for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"}
                           ).returncode == 0
+
+
+# ---- studies from a PACS, a batch at a time --------------------------------------------------------
+def _studies_in_pacs(orthanc, root: Path) -> tuple[list[str], ModelRegistry]:
+    make_package(root / "models", "toy-cls", modality="US")
+    rng = np.random.default_rng(1)
+    uids = []
+    for number in range(3):
+        uid = f"1.2.826.0.1.3680043.10.999.{number + 1}"
+        path = write_dicom(root / "pacs-source" / f"us-{number}.dcm", rng.integers(0, 255, (40, 60), np.uint8),
+                           Modality="US", StudyInstanceUID=uid, PatientID=f"BATCH-{number}")
+        orthanc.upload(path)
+        uids.append(uid)
+    return uids, ModelRegistry.discover([root / "models"])
+
+
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_studies_from_the_pacs_are_fetched_and_read_a_batch_at_a_time_and_a_rerun_resumes(engine, orthanc, tmp_path,
+                                                                                          request):
+    import functools
+
+    from app.commands.pacs_batches import predict_studies, read_study_uids
+    from tests.test_pacs import settings_for
+
+    uids, registry = _studies_in_pacs(orthanc, tmp_path)
+    listing = tmp_path / "uids.txt"
+    listing.write_text("# re-read\n" + "\n".join(uids) + "\n1.2.3.404\n" + uids[0] + "\n")
+    assert read_study_uids(listing) == [*uids, "1.2.3.404"]
+    if engine == "ray":
+        request.getfixturevalue("ray_session")
+        from app.commands.ray_engine import predict_folder_ray as run
+    else:
+        run = predict_folder
+    settings = settings_for(orthanc, tmp_path)
+    said = []
+    report = predict_studies(read_study_uids(listing), tmp_path / "out", settings,
+                             functools.partial(run, device="cpu", registry=registry), batch_size=2, say=said.append)
+    assert len(said) == 2 and (report.predicted, report.images, report.resumed) == (3, 3, 0)
+    assert [p.path.name for p in report.problems] == ["study 1.2.3.404"]
+    with open(tmp_path / "out" / "predictions.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 and {row["model"] for row in rows} == {"toy-cls"}  # every batch's rows, not the last's
+    again = predict_studies(read_study_uids(listing), tmp_path / "out", settings,
+                            functools.partial(run, device="cpu", registry=registry), batch_size=2)
+    assert (again.predicted, again.resumed) == (3, 3)  # nothing read twice
+    shutil.rmtree(tmp_path / "cache" / sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_dir())[0])
+    orthanc.stop()  # the PACS is down: studies read already, one of them evicted since, are not asked for
+    evicted = predict_studies(read_study_uids(listing), tmp_path / "out", settings,
+                              functools.partial(run, device="cpu", registry=registry), batch_size=2)
+    assert evicted.predicted == 3 and [p.path.name for p in evicted.problems] == ["study 1.2.3.404"]
+
+
+def test_a_uid_list_with_a_bad_line_is_refused_with_its_line(tmp_path):
+    from app.commands.pacs_batches import read_study_uids
+
+    listing = tmp_path / "uids.txt"
+    listing.write_text("1.2.3\nDOE^JANE\n")
+    with pytest.raises(ValueError, match=r"uids.txt:2: 'DOE\^JANE' is not a Study Instance UID"):
+        read_study_uids(listing)

@@ -73,13 +73,15 @@ class RunPlan:
     todo: list[tuple[str, Series]]
     journal: Journal
     scan_problems: list[LoadProblem]
+    keep_earlier: bool = False  # predictions.csv keeps the journal's rows of images not scanned this time
     started: float = field(default_factory=time.monotonic)
 
 
 def predict_folder(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                    visualizations: bool = True, registry: ModelRegistry | None = None,
                    show_progress: bool = False, exam_list: Path | None = None,
-                   bundle: BundleWriter | None = None) -> BatchReport:
+                   bundle: BundleWriter | None = None, within: list[Path] | None = None,
+                   keep_earlier: bool = False) -> BatchReport:
     """Run a model on every readable image under `source`: `model_name` when given, else the one
     routing.choose_model picks per image; unreadable images, and those no model fits, are listed, not fatal.
     The local engine: one process, images one after another. A stopped run resumes (journal.py).
@@ -88,9 +90,12 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
     one task with columns of its own (GLAM: image_index, benign_pred, malignant_pred, and the labels when
     `exam_list` gives them), predictions.csv has those instead.
     `bundle`: each result also goes into it (DICOM SEG now, findings SR at its finish), for a PACS; such a
-    run reads every image again (the bundle needs every result, not a journal line)."""
-    plan = plan_run(source, out, scan([source]), model_name=model_name, registry=registry,
-                    visualizations=visualizations, exam_list=exam_list, resume=bundle is None)
+    run reads every image again (the bundle needs every result, not a journal line).
+    `within`: read only these folders under `source` (names stay relative to `source`); `keep_earlier`:
+    predictions.csv keeps the rows earlier runs into `out` wrote for other images (PACS batches)."""
+    plan = plan_run(source, out, scan(within or [source]), model_name=model_name, registry=registry,
+                    visualizations=visualizations, exam_list=exam_list, resume=bundle is None,
+                    keep_earlier=keep_earlier)
     engine = InferenceEngine(device)
     with run_progress(plan, show_progress) as progress:
         for key, item in plan.todo:
@@ -102,7 +107,7 @@ def predict_folder(source: Path, out: Path, *, model_name: str | None = None, de
 
 
 def plan_run(source: Path, out: Path, scanned: ScanResult, *, model_name: str | None, registry: ModelRegistry | None,
-             visualizations: bool, exam_list: Path | None, resume: bool = True) -> RunPlan:
+             visualizations: bool, exam_list: Path | None, resume: bool = True, keep_earlier: bool = False) -> RunPlan:
     """The images of `scanned` in predictions.csv's order, those an earlier run of `out` did not finish,
     and the journal that records them (both engines start here)."""
     exam_labels = read_exam_labels(exam_list) if exam_list else {}
@@ -117,7 +122,7 @@ def plan_run(source: Path, out: Path, scanned: ScanResult, *, model_name: str | 
     keys = [_relative(item.first.path, source) for item in series]
     todo = [(key, item) for key, item in zip(keys, series) if journal.finished(key, series_stamp(item)) is None]
     job = PredictJob(source, out, registry, chosen, visualizations, exam_labels)
-    return RunPlan(job, series, keys, todo, journal, list(scanned.problems))
+    return RunPlan(job, series, keys, todo, journal, list(scanned.problems), keep_earlier)
 
 
 def predict_decoded(engine: InferenceEngine, job: PredictJob, key: str, item: Series, image: LoadedImage | None,
@@ -145,8 +150,11 @@ def finish_run(plan: RunPlan) -> BatchReport:
     task's: Task.own_table, asked one image at a time)."""
     plan.journal.close()
     records = [plan.journal.records[key] for key in plan.keys if key in plan.journal.records]
-    report = BatchReport(problems=list(plan.scan_problems), images=len(plan.series),
-                         resumed=len(plan.series) - len(plan.todo), seconds=time.monotonic() - plan.started)
+    earlier = [r for key, r in plan.journal.records.items() if key not in set(plan.keys)] if plan.keep_earlier else []
+    records += earlier
+    report = BatchReport(problems=list(plan.scan_problems), images=len(plan.series) + len(earlier),
+                         resumed=len(plan.series) - len(plan.todo) + len(earlier),
+                         seconds=time.monotonic() - plan.started)
     predicted = [r for r in records if r.row is not None]
     report.predicted = len(predicted)
     report.problems += [LoadProblem(Path(path), reason) for r in records for path, reason in r.problems]

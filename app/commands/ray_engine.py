@@ -45,11 +45,13 @@ HEADER_BATCH = 64
 def predict_folder_ray(source: Path, out: Path, *, model_name: str | None = None, device: str = "auto",
                        visualizations: bool = True, registry=None, show_progress: bool = False,
                        exam_list: Path | None = None, address: str | None = None, workers: int | None = None,
-                       gpus_per_actor: float | None = None, memory_mb: int | None = None):
+                       gpus_per_actor: float | None = None, memory_mb: int | None = None,
+                       within: list[Path] | None = None, keep_earlier: bool = False):
     """predict.predict_folder's run on Ray: the same predictions.csv, masks and pictures, plus
     predictions.parquet. Joins the Ray at `address`, else one already started in this process, else
     starts one on this machine for the run (and stops it after). A Ray started by the caller must run this
-    code in its workers (`ray.init(runtime_env=worker_code())`). Returns predict.BatchReport."""
+    code in its workers (`ray.init(runtime_env=worker_code())`). `within` and `keep_earlier` as in
+    predict_folder. Returns predict.BatchReport."""
     from app.commands.predict import finish_run, plan_run, run_progress
 
     started_here = not ray.is_initialized()
@@ -60,8 +62,8 @@ def predict_folder_ray(source: Path, out: Path, *, model_name: str | None = None
         gpus = _gpu_share(device, gpus_per_actor)
         actors = workers or _default_workers(gpus)
         _quiet_ray_data(memory_mb or max(MIN_MEMORY_MB, MEMORY_MB_PER_ACTOR * actors))
-        plan = plan_run(source, out, _scan(source), model_name=model_name, registry=registry,
-                        visualizations=visualizations, exam_list=exam_list)
+        plan = plan_run(source, out, _scan(within or [source]), model_name=model_name, registry=registry,
+                        visualizations=visualizations, exam_list=exam_list, keep_earlier=keep_earlier)
         with run_progress(plan, show_progress) as progress:
             if plan.todo:
                 for row in _pipeline(plan.job, plan.todo, device, gpus, actors).iter_rows():
@@ -122,9 +124,9 @@ class _Predictor:
         return {"record": records}
 
 
-def _scan(source: Path) -> ScanResult:
+def _scan(paths: list[Path]) -> ScanResult:
     """study_loader.scan with the headers read by Ray tasks: the same images, grouped and ordered the same."""
-    files, problems = collect_files([source])
+    files, problems = collect_files(paths)
     if not files:
         return ScanResult([], problems)
     batches = [[os.fsencode(p) for p in files[i:i + HEADER_BATCH]] for i in range(0, len(files), HEADER_BATCH)]
