@@ -243,7 +243,18 @@ def test_studies_from_the_pacs_are_fetched_and_read_a_batch_at_a_time_and_a_reru
     again = predict_studies(read_study_uids(listing), tmp_path / "out", settings,
                             functools.partial(run, device="cpu", registry=registry), batch_size=2)
     assert (again.predicted, again.resumed) == (3, 3)  # nothing read twice
-    shutil.rmtree(tmp_path / "cache" / sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_dir())[0])
+    evict = tmp_path / "cache" / sorted(p.name for p in (tmp_path / "cache").iterdir() if p.is_dir())[0]
+    shutil.rmtree(evict)
+    other = predict_studies(read_study_uids(listing), tmp_path / "other-model", settings,
+                            functools.partial(run, device="cpu", registry=registry, model_name="toy-cls"))
+    assert (other.predicted, other.resumed) == (3, 0)  # another OUTPUT: everything fetched and read
+    shutil.copy(tmp_path / "out" / ".radlens-predict.jsonl", tmp_path / "other-model")  # the first run's journal
+    shutil.rmtree(evict)
+    other = predict_studies(read_study_uids(listing), tmp_path / "other-model", settings,
+                            functools.partial(run, device="cpu", registry=registry, model_name="toy-cls"),
+                            batch_size=1)
+    assert (other.predicted, other.resumed) == (3, 0)  # a journal of other settings: the evicted study fetched again
+    shutil.rmtree(evict)
     orthanc.stop()  # the PACS is down: studies read already, one of them evicted since, are not asked for
     evicted = predict_studies(read_study_uids(listing), tmp_path / "out", settings,
                               functools.partial(run, device="cpu", registry=registry), batch_size=2)

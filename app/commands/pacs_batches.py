@@ -60,25 +60,34 @@ def predict_studies(uids: list[str], out: Path, settings: PacsSettings, run: Cal
     cache = cache_for(settings)
     missing: list[LoadProblem] = []
     report, read_now, started = None, 0, time.monotonic()
-    read_before = _studies_read(out)
-    for start in range(0, len(uids), batch_size):
-        chunk = uids[start:start + batch_size]
+    read_before, skipped = _studies_read(out), []
+    queue, done = list(uids), 0
+    while queue:
+        chunk, queue = queue[:batch_size], queue[batch_size:]
         folders = []
         for uid in chunk:
             folder = cache.study_folder(uid)
-            if folder.name in read_before:  # fetched whole before an earlier run read it: not fetched again
+            if folder.name in read_before and not (folder.is_dir() and cache.known_missing(uid)[0]):
+                # Fetched whole and read (in part at least) by an earlier run: not asked of the PACS again;
+                # still in the cache, its images not read yet are read; evicted, its rows are in the journal.
+                skipped.append(uid)
                 if folder.is_dir():
-                    folders.append(folder)  # its images not read yet, if that run stopped half way, are read
-                continue  # (evicted since: its rows are in the journal)
+                    folders.append(folder)
+                continue
             fetched = retrieve_study(settings, uid, cache=cache)
             if not fetched.complete:
                 missing.append(LoadProblem(Path(f"study {uid}"), fetched.summary()))
             if fetched.folder.is_dir() and any(fetched.folder.glob("*.dcm")):
                 folders.append(fetched.folder)
-        say(f"studies {start + 1}-{start + len(chunk)} of {len(uids)}: {len(folders)} in the cache, reading them")
+        done += len(chunk)
+        say(f"studies {done} of {done + len(queue)} fetched ({len(folders)} of the last {len(chunk)} in the cache), "
+            "reading them")
         if folders:
             report = run(cache.folder, out, within=folders, keep_earlier=True)
             read_now += report.images - report.resumed
+            if report.started_afresh and read_before:  # the journal was another model's: read everything
+                queue += [uid for uid in skipped if cache.study_folder(uid) not in folders]
+                read_before, skipped = set(), []
     if report is None:  # nothing could be fetched at all
         from app.commands.predict import BatchReport
 

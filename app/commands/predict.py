@@ -38,6 +38,7 @@ class BatchReport:
     predicted: int = 0
     problems: list[LoadProblem] = field(default_factory=list)
     resumed: int = 0  # images whose results an earlier, stopped run of this OUTPUT had written
+    started_afresh: bool = False  # the OUTPUT's journal was written with other settings and was set aside
     images: int = 0  # images (series) found
     seconds: float = 0.0
 
@@ -154,7 +155,7 @@ def finish_run(plan: RunPlan) -> BatchReport:
     records += earlier
     report = BatchReport(problems=list(plan.scan_problems), images=len(plan.series) + len(earlier),
                          resumed=len(plan.series) - len(plan.todo) + len(earlier),
-                         seconds=time.monotonic() - plan.started)
+                         started_afresh=plan.journal.started_afresh, seconds=time.monotonic() - plan.started)
     predicted = [r for r in records if r.row is not None]
     report.predicted = len(predicted)
     report.problems += [LoadProblem(Path(path), reason) for r in records for path, reason in r.problems]
