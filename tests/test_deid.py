@@ -120,3 +120,11 @@ def test_cli_flags_possible_burned_in_text_and_refuses_a_used_folder(tmp_path):
 
 def test_every_removed_keyword_is_a_dicom_keyword():
     assert [k for k in BASIC_PROFILE_REMOVED if pydicom.datadict.tag_for_keyword(k) is None] == []
+
+
+def test_times_change_even_when_dicognito_s_hour_offset_is_whole_days(tmp_path):
+    inputs = phi_study(tmp_path / "in")
+    for seed in ("s20", "a", "b"):  # s20: dicognito's own offset is whole days, its times survive unchanged
+        out = deidentify(inputs[:1], tmp_path / f"out-{seed}", seed=seed).written[0]
+        ds = pydicom.dcmread(out)
+        assert ds.StudyTime != "101010" and not str(ds.AcquisitionDateTime).endswith("101112"), seed

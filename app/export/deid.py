@@ -10,6 +10,8 @@ have it or may have it are flagged for a person to check.
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 log = logging.getLogger("radlens.deid")
 
@@ -80,6 +83,34 @@ def _strip(ds: Dataset) -> None:
                 _strip(item)
 
 
+def _shift_times(ds: Dataset, seconds: int) -> None:
+    """Every TM (time of day, wrapping at midnight) and the time of every DT later by `seconds`."""
+    for element in list(ds):
+        if element.VR == "SQ":
+            for item in element.value:
+                _shift_times(item, seconds)
+        elif element.VR in ("TM", "DT") and element.value not in (None, ""):
+            values = element.value if isinstance(element.value, (list, MultiValue)) else [element.value]
+            element.value = [_shifted(str(v), element.VR, seconds) for v in values] if len(values) > 1 \
+                else _shifted(str(values[0]), element.VR, seconds)
+
+
+def _shifted(value: str, vr: str, seconds: int) -> str:
+    """`value` (TM HHMMSS[.F] or DT YYYYMMDDHHMMSS[.F][&ZZXX]) later by `seconds`; unchanged when unparsable."""
+    start = 8 if vr == "DT" else 0
+    digits = value[start:start + 6]
+    if len(digits) < 6 or not digits.isdigit() or (vr == "DT" and not value[:8].isdigit()):
+        return value
+    if vr == "TM":
+        total = (int(digits[:2]) * 3600 + int(digits[2:4]) * 60 + int(digits[4:6]) + seconds) % 86400
+        return f"{total // 3600:02d}{total % 3600 // 60:02d}{total % 60:02d}" + value[6:]
+    try:
+        moved = datetime.datetime.strptime(value[:14], "%Y%m%d%H%M%S") + datetime.timedelta(seconds=seconds)
+    except ValueError:
+        return value
+    return moved.strftime("%Y%m%d%H%M%S") + value[14:]
+
+
 def _mark(ds: Dataset) -> None:
     from pydicom.sr.coding import Code
 
@@ -104,7 +135,11 @@ def deidentify(inputs: list[Path], out: Path, *, seed: str | None = None,
     """
     from dicognito.anonymizer import Anonymizer
 
-    anonymizer = Anonymizer(seed=seed if seed is not None else secrets.token_hex(16))
+    seed = seed if seed is not None else secrets.token_hex(16)
+    anonymizer = Anonymizer(seed=seed)
+    # dicognito shifts times by whole hours, so minutes and seconds survive and, one export in 24, the whole
+    # time of day: every time is shifted again by one offset of seconds per export (never a whole hour).
+    seconds = 1 + int(hashlib.sha256(seed.encode()).hexdigest(), 16) % 3599
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if any(out.iterdir()):
@@ -121,6 +156,7 @@ def deidentify(inputs: list[Path], out: Path, *, seed: str | None = None,
             continue
         reason = burned_in_reason(ds)
         anonymizer.anonymize(ds)
+        _shift_times(ds, seconds)
         _strip(ds)
         _mark(ds)
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
