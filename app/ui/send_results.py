@@ -56,6 +56,7 @@ class ResultsSender(QtCore.QObject):
         from app.pacs.settings import PacsSettingsError, load_settings
 
         if self.busy:
+            self.finished.emit("A send is still in progress; wait for it to end.", False)
             return
         try:
             settings = load_settings()
@@ -75,11 +76,12 @@ class ResultsSender(QtCore.QObject):
             out = out.with_name(f"{out.name.split('+')[0]}+{suffix}")
         worker = _send_worker(settings, items, out, capture)
         worker.returned.connect(self._on_returned)
-        worker.finished.connect(self._on_finished)
+        worker.finished.connect(lambda: self._on_finished(worker))
         self._worker = worker
         worker.start()
 
     def _on_returned(self, report) -> None:
+        self._worker = None  # done: a Send right after its message starts a new one (not 'still in progress')
         if isinstance(report, str):
             self.finished.emit(report, False)
             return
@@ -87,5 +89,6 @@ class ResultsSender(QtCore.QObject):
             self.session.record_export(written.path, written.kind, written.image_identity)
         self.finished.emit(report.summary(), report.ok)
 
-    def _on_finished(self) -> None:
-        self._worker = None
+    def _on_finished(self, worker) -> None:
+        if self._worker is worker:
+            self._worker = None
