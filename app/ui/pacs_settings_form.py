@@ -33,21 +33,13 @@ class PacsSettingsForm(QtWidgets.QWidget):
         self.scp_port_box = self._port(settings.scp_port)
         self.allowed_edit = QtWidgets.QLineEdit(", ".join(settings.scp_allowed_aes))
         self.allowed_edit.setToolTip("Calling AE titles the storage SCP accepts, comma-separated")
-        pacs_row = QtWidgets.QHBoxLayout()
-        pacs_row.addWidget(self.host_edit, 1)
-        pacs_row.addWidget(QtWidgets.QLabel("port"))
-        pacs_row.addWidget(self.port_box)
-        form.addRow("PACS host", pacs_row)
+        form.addRow("PACS host", self._address_row(self.host_edit, self.port_box))
         form.addRow("PACS AE title", self.called_edit)
         form.addRow("Our AE title", self.calling_edit)
         form.addRow("DICOMweb URL", self.web_edit)
         form.addRow("", self.prefer_web_box)
         form.addRow("", self.move_box)
-        scp_row = QtWidgets.QHBoxLayout()
-        scp_row.addWidget(self.scp_address_edit, 1)
-        scp_row.addWidget(QtWidgets.QLabel("port"))
-        scp_row.addWidget(self.scp_port_box)
-        form.addRow("Receive on", scp_row)
+        form.addRow("Receive on", self._address_row(self.scp_address_edit, self.scp_port_box))
         form.addRow("Accept from", self.allowed_edit)
         self.save_button = QtWidgets.QPushButton("Save")
         self.save_button.clicked.connect(self.save)
@@ -58,6 +50,15 @@ class PacsSettingsForm(QtWidgets.QWidget):
         buttons.addWidget(self.save_button)
         buttons.addStretch(1)
         form.addRow(buttons)
+
+    @staticmethod
+    def _address_row(address: QtWidgets.QLineEdit, port: QtWidgets.QSpinBox) -> QtWidgets.QHBoxLayout:
+        """An address field and its port on one form row."""
+        row = QtWidgets.QHBoxLayout()
+        row.addWidget(address, 1)
+        row.addWidget(QtWidgets.QLabel("port"))
+        row.addWidget(port)
+        return row
 
     @staticmethod
     def _port(value: int) -> QtWidgets.QSpinBox:
