@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# The app's log goes to a folder of this test run, never the user's (subprocesses inherit it).
-os.environ.setdefault("RADLENS_LOG_DIR", tempfile.mkdtemp(prefix="radlens-test-log-"))
-# Caches (the demo study, hashes of verified model files) too.
-os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="radlens-test-cache-"))
+# The app's log goes to a folder of this test run, never the user's (subprocesses inherit it), and so do
+# caches (the demo study, hashes of verified model files). The folders go when the run ends.
+for _variable, _prefix in (("RADLENS_LOG_DIR", "radlens-test-log-"), ("XDG_CACHE_HOME", "radlens-test-cache-")):
+    if _variable not in os.environ:
+        os.environ[_variable] = tempfile.mkdtemp(prefix=_prefix)
+        atexit.register(shutil.rmtree, os.environ[_variable], ignore_errors=True)
 
 import pydicom  # noqa: E402
 import pytest  # noqa: E402
@@ -80,3 +84,16 @@ def orthanc(orthanc_installed, tmp_path_factory):
     server.start()
     yield server
     server.kill()  # its storage is thrown away: no need for a clean (slower) shutdown
+
+
+@pytest.fixture(scope="session")
+def x_server():
+    """A real X server (Xvfb) for the whole run, installed from Debian when missing; skips where it cannot be."""
+    from tests.xvfb import XvfbServer, ensure_xvfb
+
+    reason = ensure_xvfb()
+    if reason:
+        pytest.skip(reason)
+    server = XvfbServer()
+    yield server
+    server.stop()

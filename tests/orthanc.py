@@ -36,27 +36,9 @@ def ensure_orthanc() -> str | None:
     """None when Orthanc and its DICOMweb plugin are installed (installing them if need be), else why not."""
     if os.environ.get(WITHOUT_VARIABLE):
         return f"{WITHOUT_VARIABLE} is set: the tests run as where Orthanc cannot be installed"
-    if _binary() and DICOMWEB_PLUGIN.is_file():
-        return None
-    if not shutil.which("apt-get"):
-        return "Orthanc is not installed and there is no apt-get to install it (Debian: apt-get install orthanc " \
-               "orthanc-dicomweb)"
-    if os.geteuid() != 0:
-        return "Orthanc is not installed and installing it needs root (sudo apt-get install orthanc orthanc-dicomweb)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", *PACKAGES]
-    log = []
-    for attempt in (install, ["apt-get", "update"], install):
-        try:
-            done = subprocess.run(attempt, env=env, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as error:
-            return f"installing Orthanc failed: {error}"
-        log.append(done.stdout[-2000:] + done.stderr[-2000:])
-        if attempt is install and done.returncode == 0:
-            break
-    if _binary() and DICOMWEB_PLUGIN.is_file():
-        return None
-    return "apt-get could not install orthanc and orthanc-dicomweb: " + " ".join(log[-1].split())[-300:]
+    from tests.apt import install
+
+    return install(PACKAGES, lambda: bool(_binary()) and DICOMWEB_PLUGIN.is_file())
 
 
 def free_port() -> int:

@@ -56,7 +56,8 @@ def display_problem(screenshot: bool) -> str | None:
 
     A screenshot needs no screen: with none, it renders offscreen.
     """
-    if os.environ.get("QT_QPA_PLATFORM") or sys.platform != "linux":
+    platform = os.environ.get("QT_QPA_PLATFORM")
+    if (platform and platform != "xcb") or sys.platform != "linux":  # xcb asked for by name is checked too
         return None
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         if screenshot:
@@ -64,7 +65,7 @@ def display_problem(screenshot: bool) -> str | None:
             return None
         return ("no display found (DISPLAY is not set). Run RadLens on a desktop, or add "
                 "--screenshot OUT.png to render a study without a screen.")
-    if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY"):
+    if os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("DISPLAY") and not platform:
         return None
     missing = [pkg for lib, pkg in XCB_LIBRARIES.items() if ctypes.util.find_library(lib) is None]
     if missing:
