@@ -199,6 +199,21 @@ def test_the_ai_panel_shows_the_active_image_s_result_from_the_session(qtbot, tm
     assert "No result" in dock.results_panel.title.text()
 
 
+def test_the_ai_panel_says_why_there_is_no_layer_to_choose(qtbot, tmp_path, app_settings):
+    from app.ui.ai_dock import AiDock
+
+    dock = AiDock(_opened(tmp_path, 1), app_settings)  # the shipped models
+    qtbot.addWidget(dock)
+    assert dock.model_box.currentData() == ""  # Automatic: each image's model picks its own layer
+    assert not dock.layer_list.isEnabled() and "own default layer" in dock.layer_list.item(0).text()
+    dock.model_box.setCurrentIndex(dock.model_box.findData("mg-glam-lite"))  # GLAM draws saliency maps itself
+    assert not dock.layer_list.isEnabled() and not dock.method_box.isEnabled()
+    assert "draws its own maps" in dock.layer_list.item(0).text() and dock.options().layers == ()
+    dock.model_box.setCurrentIndex(dock.model_box.findData("us-breast-cls"))
+    assert dock.layer_list.isEnabled() and dock.method_box.isEnabled() and dock.target_box.isEnabled()
+    assert dock.options().layers == ("head (1/32)",) and dock.layer_list.count() == 6
+
+
 # ---- priors and comparison ------------------------------------------------------------------------
 def _mammograms_of_one_patient(tmp_path):
     """A current and a prior four-view exam of one patient, another patient's exam, and a dateless one."""

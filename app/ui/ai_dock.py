@@ -133,7 +133,13 @@ class AiDock(QtWidgets.QDockWidget):
         self.layer_list.clear()
         self.target_box.clear()
         self.target_box.addItem(PREDICTED, None)
-        if model is None:
+        explains = model is None or bool(model.explain_layers)
+        self.method_box.setEnabled(explains)
+        self.layer_list.setEnabled(model is not None and explains)
+        self.target_box.setEnabled(model is not None and explains)
+        if model is None or not explains:  # say why the list is empty rather than show an empty box
+            self.layer_list.addItem("each image's model explains its own default layer" if model is None
+                                    else f"{model.name} draws its own maps (no layer to choose)")
             return
         for label in model.explain_layers:
             item = QtWidgets.QListWidgetItem(label)
