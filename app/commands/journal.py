@@ -86,20 +86,30 @@ class Journal:
         os.fsync(self._handle.fileno())
         self._handle.close()
 
-    def _read(self) -> None:
-        with open(self.path, encoding="utf-8", errors="surrogateescape") as handle:
-            lines = handle.read().split("\n")
+    @staticmethod
+    def saved(out: Path) -> tuple[dict | None, list[ImageRecord]]:
+        """The settings and the finished images of the journal in `out`, as written (none when there is none)."""
+        try:
+            with open(out / JOURNAL_NAME, encoding="utf-8", errors="surrogateescape") as handle:
+                lines = handle.read().split("\n")
+        except OSError:
+            return None, []
         try:
             settings = json.loads(lines[0]).get("settings")
         except (ValueError, AttributeError):
             settings = None
+        records = []
+        for line in lines[1:]:
+            try:
+                records.append(ImageRecord.from_json(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # the empty tail, or a line cut short by a crash
+        return settings, records
+
+    def _read(self) -> None:
+        settings, records = self.saved(self.path.parent)
         if settings != self.settings:
             log.info("%s was written with other settings; starting afresh", self.path)
             self.started_afresh = True
             return
-        for line in lines[1:]:
-            try:
-                record = ImageRecord.from_json(line)
-            except (ValueError, KeyError, TypeError):
-                continue  # the empty tail, or a line cut short by a crash
-            self.records[record.key] = record
+        self.records = {record.key: record for record in records}

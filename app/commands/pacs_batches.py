@@ -33,19 +33,9 @@ def read_study_uids(path: Path) -> list[str]:
 
 def _studies_read(out: Path) -> set[str]:
     """Cache folder names of the studies an earlier run into `out` read images of (its journal's keys)."""
-    from app.commands.journal import JOURNAL_NAME, ImageRecord
+    from app.commands.journal import Journal
 
-    names = set()
-    try:
-        lines = (out / JOURNAL_NAME).read_text(encoding="utf-8", errors="surrogateescape").split("\n")[1:]
-    except OSError:
-        return names
-    for line in lines:
-        try:
-            names.add(ImageRecord.from_json(line).key.split("/", 1)[0])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return names
+    return {record.key.split("/", 1)[0] for record in Journal.saved(out)[1]}
 
 
 def predict_studies(uids: list[str], out: Path, settings: PacsSettings, run: Callable[..., object], *,
