@@ -51,9 +51,49 @@ def seconds_per_image(kind: str, size: int, batch: int, steps: int = 3) -> float
     return (times[1] - times[0]) / (batch * steps)
 
 
+def glam_lite_seconds_per_view(recipe_name: str, steps: int = 2) -> float:
+    """mg-glam-lite's recipe (GPU_RECIPE end to end, CPU_RECIPE frozen trunks) on random 512 x 320 windows."""
+    from dataclasses import replace
+
+    from app.training.glam_lite import MiasTensors, cache_features, train
+    from app.training.glam_lite_command import CPU_RECIPE, GPU_RECIPE, SETTINGS, imagenet_file, new_network
+
+    recipe = {"end to end": GPU_RECIPE, "frozen trunks": CPU_RECIPE}[recipe_name]
+    height, width = SETTINGS.window
+    n, generator = recipe.batch * (steps + 1), torch.Generator().manual_seed(0)
+    data = MiasTensors(torch.randn(n, 1, height, width, generator=generator), torch.ones(n, 1, height // 16, width // 16),
+                       (torch.rand(n, 2, height // 4, width // 4, generator=generator) > 0.98).float(),
+                       torch.ones(n, 2), (torch.rand(n, 2, generator=generator) > 0.5).float())
+    imagenet, cpu = imagenet_file(), torch.device("cpu")
+    times = []
+    for epochs in (1, steps + 1):  # the first step's set-up cost cancels out
+        views = np.arange(recipe.batch * epochs)
+        network = new_network(imagenet, cpu)
+        started = time.perf_counter()
+        cache = cache_features(network, data.subset(views), 1, 0) if recipe.frozen_trunks else None
+        train(network, data.subset(views), SETTINGS, replace(recipe, epochs=1), 0, cache=cache)
+        times.append(time.perf_counter() - started)
+    return (times[1] - times[0]) / (recipe.batch * steps)
+
+
+GLAM_LITE_VIEWS = 274  # mini-MIAS; --all-folds trains five folds of ~219 views and the final network on all
+
+
+def glam_lite_hours(seconds: float, epochs: int, batch: int) -> float:
+    """A whole `radlens train mg-glam-lite --all-folds` at `seconds` per view pushed through a step."""
+    per_fold = (GLAM_LITE_VIEWS * 4 // 5) // batch * batch
+    return (5 * per_fold + GLAM_LITE_VIEWS // batch * batch) * epochs * seconds / 3600
+
+
 def main() -> int:
     load = os.getloadavg()[0]
     cost = {name: seconds_per_image(*setup) for name, setup in SETUPS.items()}
+    from app.training.glam_lite_command import CPU_RECIPE, GPU_RECIPE
+
+    for name, recipe in (("end to end", GPU_RECIPE), ("frozen trunks", CPU_RECIPE)):
+        seconds = glam_lite_seconds_per_view(name)
+        print(f"  mg-glam-lite {name} ({recipe.epochs} epochs): {seconds * 1000:.0f} ms per training view; "
+              f"--all-folds here about {glam_lite_hours(seconds, recipe.epochs, recipe.batch):.1f} h")
     TRAINED.clear()
     print(f"CPU: {os.cpu_count()} cores, torch {torch.get_num_threads()} threads, load average {load:.1f}")
     for name, seconds in cost.items():

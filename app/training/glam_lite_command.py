@@ -38,6 +38,9 @@ NAME, VERSION, VARIANT, SEED, FOLDS = "mg-glam-lite", "1.0.0", "lite0", 0, 5
 SETTINGS = MIAS_SETTINGS  # 400 micron, 512 x 320 window, 128-pixel patch, saliency on breast tissue only
 GPU_RECIPE = Recipe(epochs=40, batch=16)
 CPU_RECIPE = Recipe(epochs=20, batch=16, frozen_trunks=True, cached_copies=1)  # reduced, for a 2-core CPU
+# Measured by benchmarks/train_cost.py on the 2-core development VM (2026-12-04), and a fold-1 CPU run.
+TWO_CORE_CPU = ("end to end (the recipe of the shipped weights) about 6.6 h for --all-folds (450 ms per training "
+                "view); the frozen-trunk CPU recipe 3.4 min for fold 1, about 0.5 h for --all-folds")
 TARGETS = {"auroc_any_lesion": 0.85, "auroc_malignant": 0.80, "lesion_centre_in_patch": 0.60,
            "pointing_game": 0.50, "ece": 0.05}
 
@@ -275,7 +278,8 @@ def model_card(cases: list[MiasCase], recipe: Recipe, figures: dict, all_folds: 
                                       "gamma 0.67-1.5, a film-like S-curve or flatter digital-like tones blended in, "
                                       "blur or sharpening, noise; no left-right flip (every view is in the "
                                       "chest-wall-left frame of the hanging convention, right views mirrored)"),
-                     "wall_time_minutes": round(wall / 60, 1), "machine": machine},
+                     "wall_time_minutes": round(wall / 60, 1), "machine": machine,
+                     "on_a_2_core_cpu": TWO_CORE_CPU},
         "metrics": figures,
         "calibration": ("one temperature per class on the logit of its score, fitted on the pooled out-of-fold "
                         "scores; ECE (10 bins, per class; 'ece' is the larger) is measured on those same "
