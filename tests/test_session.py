@@ -231,6 +231,19 @@ def _mammograms_of_one_patient(tmp_path):
     return session, by_date
 
 
+def test_a_folder_with_a_current_and_its_priors_opens_on_the_current(tmp_path):
+    from tests.dicom_factory import mg_study
+
+    for name, date in (("a_prior", "20220302"), ("b_current", "20240510"), ("c_older", "20200101")):
+        mg_study(tmp_path / name, PatientID="P1", StudyDate=date, StudyDescription="Screening")
+    result = scan([tmp_path])
+    session = ReadingSession()
+    session.finish_reading(result.studies, result.problems)
+    assert [study.date for study in session.studies] == ["2024-05-10", "2022-03-02", "2020-01-01"]
+    assert session.shown.date == "2024-05-10"
+    assert [p.date for p in session.priors()] == ["2022-03-02", "2020-01-01"]
+
+
 def test_priors_are_the_same_patient_s_earlier_studies_newest_first(tmp_path):
     session, by_date = _mammograms_of_one_patient(tmp_path)
     assert [p.date for p in session.priors()] == ["2022-03-02", "2020-01-01"]

@@ -132,7 +132,15 @@ def group_into_studies(images: list[ImageInfo]) -> list[Study]:
     for info in images:
         groups[_study_key(info)].append(info)
     studies = [Study(key=key, title=_title(members), series=_series_of(members)) for key, members in groups.items()]
-    return sorted(studies, key=lambda s: s.title.lower())
+    return sorted(studies, key=_list_order)
+
+
+def _list_order(study: Study) -> tuple[str, int]:
+    """By title, except that studies whose titles differ only by their date (one patient's current and
+    priors, say) come newest first: the study shown when a folder opens is the one to read."""
+    raw = next((info.study_date for info in study.images if info.study_date), "")
+    title = study.title.removesuffix(raw).rstrip() if raw else study.title
+    return title.lower(), -int(raw) if raw.isdigit() else 0
 
 
 def _study_key(info: ImageInfo) -> str:
