@@ -50,7 +50,7 @@ def _install() -> None:
     if not _venv_python().exists():
         venv.EnvBuilder(with_pip=True, clear=VENV_DIR.exists()).create(VENV_DIR)
     pip = [str(_venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
-    subprocess.run([*pip, "-e", f"{REPO_ROOT}[test,scale]"], check=True, stdout=sys.stderr)
+    subprocess.run([*pip, "-e", f"{REPO_ROOT}[test,scale,train]"], check=True, stdout=sys.stderr)
     (VENV_DIR / STAMP_NAME).write_text(_pyproject_hash())
     print("RadLens: set-up complete", file=sys.stderr, flush=True)
 

@@ -15,12 +15,15 @@ memory = its VmHWM), first round discarded, then the best of --repeats rounds:
             sizes (views read at 400 micron: x0.5 for these PNGs without a pixel spacing, a 512 x 320
             window, 128-pixel patches, EfficientNet-Lite0 trunks), calibration and OOD features included
 
+  lite-lite1, lite-lite2   the same with random weights on EfficientNet-Lite1 or -Lite2 trunks (what a larger
+            trunk would cost; `radlens train mg-glam-lite --variant` trains one)
+
 Goals (issue): ours < 10 s per exam on a 2-core CPU where the reference takes about 16 s, i.e. a
 ratio per-view / ours of 1.6 or more in the same run; < 1 s on an H100-class GPU. lite: < 5 s per
 exam and < 1.5 GB peak memory on the 2-core CPU, < 1 s on a GPU. The script also
 prints the local network's multiply-accumulates and the rate this CPU reached on them, because the
 local network (~370 GMAC per patch) bounds what any fp32 implementation can reach here.
-Usage: python benchmarks/glam.py [--repeats N] [--device cpu|cuda] [--variants ours,per-view,lite]
+Usage: python benchmarks/glam.py [--repeats N] [--device cpu|cuda] [--variants ours,per-view,lite,lite-lite1]
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ SIZES = {"L-CC": (2023, 801), "R-CC": (2144, 801), "L-MLO": (2730, 981), "R-MLO"
 GOAL_SECONDS, GOAL_RATIO, GPU_GOAL = 10.0, 1.6, 1.0
 LITE_GOAL_SECONDS, LITE_GOAL_MB = 5.0, 1536
 LITE_PACKAGE = ROOT / "models" / "mg-glam-lite"
+LITE_TRUNKS = ("ours", "per-view", "lite", "lite-lite1", "lite-lite2")
 
 
 def exam_images() -> list[LoadedImage]:
@@ -101,12 +105,17 @@ def per_view(network: GlamNetwork, images: list[LoadedImage], settings: GlamSett
             view.placement.to_source(channel, view.source_shape, 1)
 
 
-def lite_exam(images: list[LoadedImage], device: torch.device):
-    """mg-glam-lite as the app runs it: a closure reading the exam (package weights when shipped)."""
+def lite_exam(images: list[LoadedImage], device: torch.device, trunk: str | None = None):
+    """mg-glam-lite as the app runs it: a closure reading the exam (package weights when shipped); with
+    `trunk` (lite1, lite2), random weights of that larger EfficientNet-Lite at the package's sizes."""
     from app.inference.glam.lite import GlamLiteNetwork, ood_layer
     from app.inference.glam.on_images import calibrated_scores
 
-    if (LITE_PACKAGE / "model.json").is_file():
+    if trunk:
+        from app.training.glam_lite_command import SETTINGS as settings
+
+        network, temperature = GlamLiteNetwork(trunk), [1.0, 1.0]
+    elif (LITE_PACKAGE / "model.json").is_file():
         from app.inference.manifest import read_manifest
         from app.inference.networks import build_network
         from app.inference.weights import load_strict, read_state_dict
@@ -136,8 +145,8 @@ def lite_exam(images: list[LoadedImage], device: torch.device):
 def run_variant(variant: str, repeats: int, device_name: str) -> dict:
     device = torch.device(device_name)
     torch.manual_seed(0)
-    if variant == "lite":
-        read = lite_exam(exam_images(), device)
+    if variant.startswith("lite"):
+        read = lite_exam(exam_images(), device, variant.removeprefix("lite-") if variant != "lite" else None)
         return _timed(read, repeats, device)
     network = GlamNetwork().eval().to(device)
     if variant == "ours" and device.type == "cuda":
@@ -184,8 +193,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--variants", default="ours,per-view,lite",
-                        help="comma-separated: ours, per-view (the official architecture), lite (mg-glam-lite)")
-    parser.add_argument("--variant", choices=("ours", "per-view", "lite"), help=argparse.SUPPRESS)
+                        help="comma-separated: ours, per-view (the official architecture), lite (mg-glam-lite), "
+                             "lite-lite1, lite-lite2 (its architecture on a larger EfficientNet-Lite, random weights)")
+    parser.add_argument("--variant", choices=LITE_TRUNKS, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.variant:
         print(json.dumps(run_variant(args.variant, args.repeats, args.device)))

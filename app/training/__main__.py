@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (quick checks)")
     parser.add_argument("--data", type=Path, default=None, help="folder of image packs (default: the user cache)")
     parser.add_argument("--imagenet", type=Path, default=None,
-                        help="a copy of the ImageNet weights file (default: the installed package's)")
+                        help="copies of the ImageNet weights: Lite0's file, or a folder of the packages' "
+                             "efficientnet-liteN-*.pth files (default: the installed packages')")
+    parser.add_argument("--variants", default=None, metavar="lite0,lite1,...",
+                        help="EfficientNet-Lite sizes to try, each with every candidate recipe, on the shifted "
+                             "validation; the best is kept (default: the shipped plan's, lite0; lite1 and lite2 "
+                             "need the [train] extra)")
     parser.add_argument("--pack-only", action="store_true", help="only decode the images into --data")
     parser.add_argument("--run-only", type=Path, default=None, help="train and leave the run in DIR/MODEL")
     parser.add_argument("--from-run", type=Path, default=None, help="write the package from DIR/MODEL")

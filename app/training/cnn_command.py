@@ -76,6 +76,16 @@ def train_cnn(args) -> int:
 
 
 
+def _variants(text: str | None) -> list[str]:
+    from app.inference.networks import VARIANTS
+
+    names = [v.strip() for v in (text or "").split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"radlens train: unknown variant {unknown[0]!r} (known: {', '.join(VARIANTS)})")
+    return names
+
+
 def _run(args, pack: ImagePack, run_dir: Path) -> None:
     from app.training.cnn_run import run_classifier, run_segmenter, save_run
 
@@ -93,12 +103,16 @@ def _run(args, pack: ImagePack, run_dir: Path) -> None:
 
         save_run({**result, "data": data, "trained_images": dict(TRAINED)}, run_dir)
 
+    variants = _variants(args.variants)
     if args.model == SEGMENTATION:
         recipe = SEGMENTATION_RECIPE if args.epochs is None else replace(SEGMENTATION_RECIPE, epochs=args.epochs)
-        save(run_segmenter(pack, device, recipe, args.imagenet))
+        save(run_segmenter(pack, device, [replace(recipe, variant=v) for v in variants or [recipe.variant]],
+                           args.imagenet))
     else:
         plan = PLANS[args.model]
         candidates = [r if args.epochs is None else replace(r, epochs=args.epochs) for r in plan.candidates]
+        if variants:
+            candidates = [replace(r, variant=v) for r in candidates for v in variants]
         run_classifier(plan, pack, device, candidates, imagenet_path=args.imagenet, save=save)
     print(f"{args.model}: trained in {(time.perf_counter() - started) / 60:.1f} min")
 

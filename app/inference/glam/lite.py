@@ -142,6 +142,7 @@ class GlamLiteNetwork(nn.Module):
         for name in (variant, local_variant or variant):
             if name not in VARIANTS:
                 raise ValueError(f"glam-lite variant must be one of {', '.join(VARIANTS)}, got {name!r}")
+        self.variant, self.local_variant = variant, local_variant
         self.global_network = LiteGlobalNetwork(variant)
         self.detection_network = LiteLocalNetwork(local_variant or variant)
 
