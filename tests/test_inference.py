@@ -216,6 +216,17 @@ def test_segmentation_gives_a_probability_mask_on_the_image_grid(tmp_path):
     assert [layer.kind for layer in TASKS[result.task].layers(result)] == ["mask"]
 
 
+def test_mirror_average_is_the_mean_of_the_image_and_its_mirror_image(tmp_path):
+    manifest = make_package(tmp_path, "seg", task="segmentation")
+    pixels = np.random.default_rng(1).integers(0, 255, (64, 64), np.uint8)  # the input size: no resize, no padding
+    plain = InferenceEngine("cpu").run(manifest, loaded(pixels, "a")).mask
+    of_mirror = InferenceEngine("cpu").run(manifest, loaded(pixels[:, ::-1].copy(), "b")).mask
+    averaged = InferenceEngine("cpu").run(replace(manifest, settings={**manifest.settings, "mirror_average": True}),
+                                          loaded(pixels, "c")).mask
+    assert np.abs(plain - of_mirror[:, ::-1]).max() > 1e-4  # random weights: the two maps differ, a little
+    np.testing.assert_allclose(averaged, (plain + of_mirror[:, ::-1]) / 2, atol=1e-6)
+
+
 def test_a_failing_gpu_reruns_on_the_cpu_and_says_so(tmp_path, monkeypatch):
     manifest = make_package(tmp_path)
     engine = InferenceEngine("auto")

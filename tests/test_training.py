@@ -123,6 +123,11 @@ def test_a_pack_becomes_a_package_the_app_loads_with_an_honest_card(tmp_path, mo
         assert manifest.input.size[0] == max(tried, key=lambda c: c["shifted_dice"])["size"]
         assert {"held_out_fifth", "shifted_halves"} <= set(manifest.card["metrics"])
         assert "normal_images_without_mask" in manifest.card["metrics"]["held_out_fifth"]["any_mask"]
+        shifted = manifest.card["metrics"]["shifted_halves"]  # test-time mirroring measured, kept only where it pays
+        assert manifest.settings["mirror_average"] == (
+            shifted["mirror_average"]["dice"]["mean"] >= shifted["any_mask"]["dice"]["mean"]
+            and shifted["mirror_average"]["normal_images_without_mask"]
+            >= shifted["any_mask"]["normal_images_without_mask"])
     else:
         plan = replace(PLANS[model], candidates=(recipe, replace(recipe, size=32)))
         saved = []

@@ -172,7 +172,8 @@ def run_segmenter(pack: ImagePack, device: torch.device, candidates: list[Recipe
                 train, held = np.nonzero(split != part)[0], np.nonzero(split == part)[0]
                 model = train_segmenter(data, train, recipe, imagenet, say)
                 maps, targets, _ = segmenter_outputs(model, data, held, recipe.size)
-                per_part.append((maps, targets, labels[held]))
+                mirrored, _, _ = segmenter_outputs(model, data, held, recipe.size, mirror=True)
+                per_part.append((maps, targets, labels[held], mirrored))
                 if network is None:  # the held-out fifth's model is the shipped one
                     network = model
             figures[name] = segmentation_figures(*[np.concatenate(v) for v in zip(*per_part)])
@@ -188,13 +189,18 @@ def run_segmenter(pack: ImagePack, device: torch.device, candidates: list[Recipe
     return result
 
 
-def segmentation_figures(maps: np.ndarray, targets: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict:
+def segmentation_figures(maps: np.ndarray, targets: np.ndarray, labels: np.ndarray, mirrored: np.ndarray | None = None,
+                         threshold: float = 0.5) -> dict:
     """Dice and IoU on lesion images, and the share of normal images left without any mask; also with a
-    mask smaller than 0.5% of the image counted as none (a rule the app could apply)."""
+    mask smaller than 0.5% of the image counted as none (a rule the app could apply), and, given the maps of
+    the mirrored images, for the mean of both maps (the package's `mirror_average`)."""
+    rules = [("any_mask", maps, 0.0), ("masks_under_0.5_percent_dropped", maps, 0.005)]
+    if mirrored is not None:
+        rules.append(("mirror_average", (maps.astype(np.float32) + mirrored.astype(np.float32)) / 2, 0.0))
     out = {}
-    for rule, min_share in (("any_mask", 0.0), ("masks_under_0.5_percent_dropped", 0.005)):
+    for rule, chosen, min_share in rules:
         dice, iou, empty_on_normal = [], [], []
-        for probability, truth, label in zip(maps, targets, labels):
+        for probability, truth, label in zip(chosen, targets, labels):
             predicted = probability.astype(np.float32) >= threshold
             if predicted.mean() < min_share:
                 predicted[:] = False

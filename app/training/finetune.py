@@ -215,9 +215,10 @@ def train_segmenter(data: DeviceData, indices: np.ndarray, recipe: Recipe, image
     return network.eval()
 
 
-def segmenter_outputs(network: LiteUNet, data: DeviceData, indices: np.ndarray, size: int
+def segmenter_outputs(network: LiteUNet, data: DeviceData, indices: np.ndarray, size: int, mirror: bool = False
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Probability maps (N, S, S) float16, targets (N, S, S) bool, pooled encoder features (N, C)."""
+    """Probability maps (N, S, S) float16, targets (N, S, S) bool, pooled encoder features (N, C). With
+    `mirror`, each map is that of the mirrored image, mirrored back (the app's `mirror_average` averages both)."""
     layer = network.encoder._blocks[network.encoder.stage_ends[4]]
     pooled: list[torch.Tensor] = []
     handle = layer.register_forward_hook(lambda _m, _i, out: pooled.append(out.float().mean((2, 3))))
@@ -226,7 +227,10 @@ def segmenter_outputs(network: LiteUNet, data: DeviceData, indices: np.ndarray, 
         with torch.inference_mode(), _autocast(data.device):
             for first in range(0, len(indices), 64):
                 x, target = data.batch(indices[first:first + 64], size, None)
-                maps.append(torch.sigmoid(network(x).float())[:, 0].half().cpu())
+                if mirror:
+                    maps.append(torch.sigmoid(network(x.flip(-1)).float())[:, 0].flip(-1).half().cpu())
+                else:
+                    maps.append(torch.sigmoid(network(x).float())[:, 0].half().cpu())
                 targets.append(target[:, 0].bool().cpu())
     finally:
         handle.remove()

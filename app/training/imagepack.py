@@ -97,7 +97,7 @@ def build_pack(samples, size: int, with_masks: bool = False, progress=None) -> I
         looks[index] = look_figures(pixels)
         images[index] = np.clip(np.rint(letterbox(pixels, size) * 255), 0, 255).astype(np.uint8)
         if masks is not None:
-            masks[index] = letterbox(_mask_union(sample, pixels.shape), size) >= 0.5
+            masks[index] = letterbox(mask_union(sample, pixels.shape), size) >= 0.5
         if progress:
             progress(index + 1, len(samples))
     root = Path(samples[0].image).parents[1] if samples else Path(".")
@@ -106,7 +106,7 @@ def build_pack(samples, size: int, with_masks: bool = False, progress=None) -> I
                      names, looks, masks)
 
 
-def _mask_union(sample, shape: tuple[int, int]) -> np.ndarray:
+def mask_union(sample, shape: tuple[int, int]) -> np.ndarray:
     """The union of an image's lesion masks (BUSI gives several for a few images) as float 0/1."""
     union = np.zeros(shape, np.float32)
     for path in sample.masks:

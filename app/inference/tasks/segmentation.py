@@ -1,4 +1,5 @@
-"""Segmentation: a lesion probability per pixel, shown and written at a threshold."""
+"""Segmentation: a lesion probability per pixel, shown and written at a threshold; with the package's
+`mirror_average` setting, the mean of the image's and its mirror image's probabilities (test-time mirroring)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,13 @@ class Segmentation(Task):
         from app.inference.preprocess import prepare_input
 
         tensor, geometry = prepare_input(image, frame, manifest.input)
+        mirrored = bool(manifest.settings.get("mirror_average", False))
+        if mirrored:  # one pass over the image and its mirror image; the mirror's map is mirrored back
+            tensor = torch.cat([tensor, tensor.flip(-1)])
         with half_precision(manifest, device):
             with torch.inference_mode():
-                logits = network(tensor.to(device))
-            probability = torch.sigmoid(logits.float())[0, 0].cpu().numpy()
+                maps = torch.sigmoid(network(tensor.to(device)).float())[:, 0]
+            probability = ((maps[0] + maps[1].flip(-1)) / 2 if mirrored else maps[0]).cpu().numpy()
         return new_result(manifest, image, device, mask=geometry.to_image(probability),
                           threshold=float(manifest.settings.get("threshold", 0.5)))
 
