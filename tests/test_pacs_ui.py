@@ -207,6 +207,19 @@ def test_studies_pushed_to_radlens_are_listed_and_open(qtbot, main_window, panel
     panel.receive_box.setChecked(False)
     assert panel._server is None
 
+    from app.ui.pacs_panel import PacsPanel
+
+    opened = []
+    restarted = PacsPanel(opened.append)  # the next run of the app: what was received is still listed
+    qtbot.addWidget(restarted)
+    assert [restarted.incoming_list.item(row).text() for row in range(2)] == \
+           [panel.incoming_list.item(row).text() for row in range(2)]
+    assert restarted.incoming_list.item(1).text() == "20240315  ZZTESTONE ALICE  MG  2 image(s)"
+    restarted.open_incoming(restarted.incoming_list.item(1))
+    assert opened == [[Path(panel.incoming_list.item(1).data(QtCore.Qt.ItemDataRole.UserRole))]]
+    assert sorted(p.name for p in opened[0][0].glob("*.dcm")) == \
+           sorted(f"{pydicom.dcmread(p).SOPInstanceUID}.dcm" for p in sources)
+
 
 # ---- sending results -------------------------------------------------------------------------------------
 @pytest.fixture

@@ -1,5 +1,6 @@
 """The local cache of retrieved and received studies: one folder per study, one file per instance,
-a size limit (least recently used complete studies go first), and a note of what a partial study lacks."""
+a size limit (least recently used complete studies go first), a note of what a partial study lacks, and
+a note on each study our storage SCP received (what the Incoming list shows, across restarts)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ MISSING_FILE = ".radlens-missing.json"  # in a study folder while instances are 
 # study scanner leaves hidden files out, so a partial study opens without a "not an image" problem)
 UID = re.compile(r"^[0-9][0-9.]{0,63}$")
 PART = ".part"
+RECEIVED_FILE = ".radlens-received.json"  # in a study folder the storage SCP filed: the study's summary
 
 
 class CacheFull(Exception):
@@ -101,6 +103,26 @@ class StudyCache:
             return list(note.get("missing_instances", [])), str(note.get("reason", ""))
         except (OSError, ValueError, AttributeError):
             return [], ""
+
+    def mark_received(self, study_uid: str, summary: dict[str, str]) -> None:
+        """Note that the storage SCP filed this study, with its summary (date, name, modality, description)
+        from the first instance received; later instances leave the note as it is."""
+        path = self.study_folder(study_uid) / RECEIVED_FILE
+        if not path.is_file():
+            path.write_text(json.dumps({"study": study_uid, **summary}, indent=1), encoding="utf-8")
+
+    def received(self) -> list[tuple[CachedStudy, dict[str, str]]]:
+        """The studies the storage SCP filed (and the cache still holds), most recently changed first."""
+        found = []
+        for study in self.studies():
+            try:
+                note = json.loads((study.folder / RECEIVED_FILE).read_text(encoding="utf-8"))
+                changed = study.folder.stat().st_mtime
+            except (OSError, ValueError):
+                continue  # not received, or removed meanwhile
+            if isinstance(note, dict):
+                found.append((changed, study, {k: str(v) for k, v in note.items()}))
+        return [(study, note) for _, study, note in sorted(found, key=lambda t: -t[0])]
 
     def studies(self) -> list[CachedStudy]:
         with self._lock:

@@ -15,6 +15,7 @@ from app.pacs.security import ref, server_tls
 from app.pacs.settings import PacsSettings
 
 log = logging.getLogger("radlens.pacs")
+SUMMARY = ("StudyDate", "PatientName", "Modality", "StudyDescription")  # what the Incoming list says of a study
 Received = Callable[[str, str], None]  # (study UID, SOP Instance UID), after the file is in the cache
 
 
@@ -68,6 +69,10 @@ class StorageServer:
         except OSError as error:
             log.warning("Storage SCP cannot write to the cache: %s", error)
             return 0xA700
+        try:  # the Incoming list's note; the instance is stored either way
+            self.cache.mark_received(study, {key: str(ds.get(key, "")) for key in SUMMARY})
+        except Exception as error:  # noqa: BLE001 - a disk error or an undecodable header value: say, go on
+            log.warning("Storage SCP cannot note study %s as received: %s", ref(study), error)
         self.received += 1
         log.info("Storage SCP received an instance of study %s", ref(study))
         if self.on_received:

@@ -6,6 +6,7 @@ PACS work runs off the UI thread (superqt workers); a failure is a line in the p
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -130,6 +131,7 @@ class PacsPanel(QtWidgets.QDockWidget):
             settings, problem = PacsSettings(), f"{error}; the defaults are shown"
             QtCore.QTimer.singleShot(0, lambda: self.show_message(problem, error=True))
         self._build(settings)
+        self._list_received(settings)
         self.retrieve_progress.connect(self._on_retrieve_progress)
         self.received.connect(self._on_received)
 
@@ -423,21 +425,34 @@ class PacsPanel(QtWidgets.QDockWidget):
         with QtCore.QSignalBlocker(self.receive_box):
             self.receive_box.setChecked(False)
 
-    def _on_received(self, study_uid: str, sop_uid: str) -> None:
-        import pydicom
-
+    def _list_received(self, settings: PacsSettings) -> None:
+        """What the storage SCP filed before (this run or an earlier one) and the cache still holds."""
         from app.pacs.retrieve import cache_for
 
-        cache = cache_for(self._incoming_settings)
+        for study, summary in cache_for(settings).received():
+            self.incoming_studies[summary.get("study", study.uid)] = study.files
+            self._show_incoming(summary.get("study", study.uid), study.folder, summary, study.files, first=False)
+
+    def _on_received(self, study_uid: str, sop_uid: str) -> None:
+        from app.pacs.cache import RECEIVED_FILE
+        from app.pacs.retrieve import cache_for
+
+        folder = cache_for(self._incoming_settings).study_folder(study_uid)
         self.incoming_studies[study_uid] = self.incoming_studies.get(study_uid, 0) + 1
-        label = f"{self.incoming_studies[study_uid]} image(s)"
         try:
-            ds = pydicom.dcmread(cache.instance_path(study_uid, sop_uid), stop_before_pixels=True)
-            name = printable(str(ds.get("PatientName", ""))).replace("^", " ").strip()
-            label = "  ".join(part for part in (str(ds.get("StudyDate", "")), name, str(ds.get("Modality", "")),
-                                                printable(str(ds.get("StudyDescription", ""))), label) if part)
-        except (OSError, ValueError, pydicom.errors.InvalidDicomError):
-            pass
+            summary = json.loads((folder / RECEIVED_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            summary = {}
+        self._show_incoming(study_uid, folder, summary if isinstance(summary, dict) else {},
+                            self.incoming_studies[study_uid], first=True)
+
+    def _show_incoming(self, study_uid: str, folder: Path, summary: dict, images: int, *, first: bool) -> None:
+        """One row per study: date, patient, modality, description, images; a new arrival goes on top."""
+        name = printable(str(summary.get("PatientName", ""))).replace("^", " ").strip()
+        label = "  ".join(part for part in (printable(str(summary.get("StudyDate", ""))), name,
+                                            printable(str(summary.get("Modality", ""))),
+                                            printable(str(summary.get("StudyDescription", ""))),
+                                            f"{images} image(s)") if part)
         for row in range(self.incoming_list.count()):
             item = self.incoming_list.item(row)
             if item.data(UID_ROLE) == study_uid:
@@ -445,8 +460,11 @@ class PacsPanel(QtWidgets.QDockWidget):
                 return
         item = QtWidgets.QListWidgetItem(label)
         item.setData(UID_ROLE, study_uid)
-        item.setData(SORT_ROLE, str(cache.study_folder(study_uid)))
-        self.incoming_list.addItem(item)
+        item.setData(SORT_ROLE, str(folder))
+        if first:
+            self.incoming_list.insertItem(0, item)
+        else:
+            self.incoming_list.addItem(item)
 
     def open_incoming(self, item: QtWidgets.QListWidgetItem | None) -> None:
         if item is not None:
