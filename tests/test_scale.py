@@ -146,6 +146,7 @@ def test_a_killed_run_restarts_where_it_was(engine, tmp_path):
     killed_after = kill_half_way(command, tmp_path / "out", total, env)
     again = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
+    assert "Token authentication" not in again.stderr  # Ray's notices for its own users stay out of the terminal
     resumed = int(re.search(r"\((\d+) by an earlier run\)", again.stdout).group(1))
     assert resumed >= killed_after, again.stdout  # finished images were not read again
     whole = predict_folder(source, tmp_path / "whole", model_name="toy-seg", device="cpu",

@@ -56,6 +56,9 @@ def predict_folder_ray(source: Path, out: Path, *, model_name: str | None = None
 
     started_here = not ray.is_initialized()
     if started_here:
+        # Ray's notice that a cluster it starts uses its default, token authentication, is for Ray's users,
+        # not for a reader's archive run: kept out of the terminal (the setting itself is Ray's default).
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         ray.init(address=address, include_dashboard=False, configure_logging=False, log_to_driver=False,
                  runtime_env=worker_code())
     try:
