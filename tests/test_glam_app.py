@@ -56,6 +56,9 @@ def test_a_four_view_exam_gets_saliency_and_patch_layers_scores_and_a_magnified_
     layer = next(l for l in window.session.layers.layers if l.name == "Malignant saliency"
                  and l.image_identity == window.study_view.viewports[0].state.image.info.identity)
     assert layer.opacity == pytest.approx(0.2)
+    # what the panel shows asks for its height, and scrolls in a window as short as a laptop's screen
+    assert panel.sizeHint().height() >= panel.exam_table.height() + panel.patch_view.sizeHint().height()
+    assert window.minimumSizeHint().height() <= 700, window.minimumSizeHint()
 
 
 def test_predict_writes_glams_csv_with_labels_from_the_exam_list(glam_models, tmp_path):

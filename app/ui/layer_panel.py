@@ -99,6 +99,7 @@ class LayerPanel(QtWidgets.QScrollArea):
         super().__init__(parent)
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink instead
+        self.setMinimumHeight(8 * self.fontMetrics().height())  # one layer's controls stay in sight
         self._body = QtWidgets.QWidget()
         self._rows = QtWidgets.QVBoxLayout(self._body)
         self._rows.setContentsMargins(2, 2, 2, 2)

@@ -11,10 +11,19 @@ from app.inference.results import InferenceResult
 from app.inference.tasks import TASKS
 
 
-class ResultsPanel(QtWidgets.QWidget):
+class ResultsPanel(QtWidgets.QScrollArea):
+    """Asks for the height of all it shows and scrolls when the window is shorter (a four-view exam's table,
+    a prior's rows and the magnified patch must not make the window taller than a laptop's screen)."""
+
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
-        self._layout = QtWidgets.QVBoxLayout(self)
+        body = QtWidgets.QWidget()
+        self.setWidget(body)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Preferred)
+        self._layout = QtWidgets.QVBoxLayout(body)
         self._layout.setContentsMargins(4, 4, 4, 4)
         self.title = QtWidgets.QLabel()
         self.title.setWordWrap(True)
@@ -41,6 +50,18 @@ class ResultsPanel(QtWidgets.QWidget):
             self._layout.addWidget(widget)
         self._layout.addStretch(1)
         self.show_result(None)
+
+    def sizeHint(self) -> QtCore.QSize:
+        wanted = self.widget().sizeHint()
+        return QtCore.QSize(wanted.width(), wanted.height() + 2 * self.frameWidth())
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(super().minimumSizeHint().width(), 4 * self.fontMetrics().height())
+
+    def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:
+        if watched is self.widget() and event.type() == QtCore.QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # what it shows changed: ask the dock for the new height
+        return super().eventFilter(watched, event)
 
     def show_patch(self, rgb: np.ndarray | None, side: int = 240) -> None:
         """The selected patch (RGB uint8), scaled up to `side` pixels; None hides it."""
