@@ -226,6 +226,42 @@ def test_send_by_c_store_and_stow(orthanc, tmp_path):
     assert orthanc.instance_uids() == expected
 
 
+@pytest.mark.parametrize("web", [False, True], ids=["c-store", "stow-rs"])
+def test_a_file_the_pacs_refuses_is_named_and_the_others_are_stored(orthanc, tmp_path, web):
+    from app.pacs.send import send_files
+
+    settings = settings_for(orthanc, tmp_path)
+    kept = mg_study(tmp_path / "kept", views=("R CC", "L CC"))
+    (refused,) = mg_study(tmp_path / "refused", views=("R MLO",))
+    ds = pydicom.dcmread(refused)
+    del ds.SeriesInstanceUID  # a PACS cannot file it (Orthanc refuses it over DIMSE and DICOMweb alike)
+    ds.save_as(refused)
+    failed = send_files(settings, [kept[0], refused, kept[1]], web=web)
+    assert [path for path, _ in failed] == [str(refused)], failed
+    assert orthanc.instance_uids() == {str(pydicom.dcmread(p).SOPInstanceUID) for p in kept}
+
+
+def test_a_stow_answer_names_what_failed_and_what_it_did_not_confirm():
+    from pydicom.dataset import Dataset
+
+    from app.pacs.web import stow_failures
+
+    def item(uid: str, reason: int | None = None) -> Dataset:
+        ds = Dataset()
+        ds.ReferencedSOPInstanceUID = uid
+        if reason is not None:
+            ds.FailureReason = reason
+        return ds
+
+    answer = Dataset()
+    answer.ReferencedSOPSequence = [item("1.1")]
+    answer.FailedSOPSequence = [item("1.2", 0xA700)]
+    assert stow_failures(answer, ["1.1", "1.2", "1.3"]) == [
+        ("1.2", "the server refused it: out of resources"), ("1.3", "the server did not confirm that it stored it")]
+    assert stow_failures(Dataset(), ["1.1"]) == []  # 200 without a body: all stored
+    assert stow_failures(Dataset(), ["1.1"], complete=True) == [("1.1", "the server did not confirm that it stored it")]
+
+
 def test_storage_scp_accepts_only_configured_ae_titles(orthanc, tmp_path):
     from app.pacs.retrieve import cache_for
     from app.pacs.scp import StorageServer

@@ -251,8 +251,11 @@ def stored(orthanc) -> dict[str, pydicom.Dataset]:
     return found
 
 
+@pytest.mark.parametrize("web", [False, True], ids=["c-store", "stow-rs"])
 def test_send_results_stores_the_sr_the_seg_and_the_view_in_the_pacs(qtbot, models, main_window, pacs_file,
-                                                                      orthanc, tmp_path):
+                                                                      orthanc, tmp_path, web):
+    if web:  # the reader's settings prefer DICOMweb: the same results go by STOW-RS
+        save_settings(settings_for(orthanc, tmp_path, prefer_dicomweb=True), pacs_file)
     sources = mixed_study(tmp_path / "study")
     main_window.open_paths([tmp_path / "study"])
     qtbot.waitUntil(lambda: main_window.session.is_fully_painted and not main_window.loader.busy, timeout=30000)
@@ -266,8 +269,8 @@ def test_send_results_stores_the_sr_the_seg_and_the_view_in_the_pacs(qtbot, mode
     with qtbot.waitSignal(main_window.results_sender.finished, timeout=60000) as sent:
         main_window.ai.send_button.click()
     summary, ok = sent.args
-    assert ok and summary == (f"Sent to ORTHANC@127.0.0.1:{orthanc.dicom_port}: "
-                              "1 DICOM SEG, 1 secondary capture, 1 findings SR"), summary
+    where = orthanc.dicomweb_url if web else f"ORTHANC@127.0.0.1:{orthanc.dicom_port}"
+    assert ok and summary == f"Sent to {where}: 1 DICOM SEG, 1 secondary capture, 1 findings SR", summary
     assert main_window.ai.send_status.text() == summary
     assert [e.kind for e in session.exports] == ["DICOM SEG", "secondary capture", "findings SR"]
     assert all(e.path.is_file() and e.path.is_relative_to(load_settings().sent_folder) for e in session.exports)
@@ -296,8 +299,9 @@ def test_send_results_stores_the_sr_the_seg_and_the_view_in_the_pacs(qtbot, mode
     orthanc.stop()  # the PACS is down: said in the panel, nothing crashes
     with qtbot.waitSignal(main_window.results_sender.finished, timeout=60000) as failed:
         main_window.actions["send_results"].trigger()
-    assert failed.args[1] is False and failed.args[0].startswith("Nothing sent to ORTHANC@")
-    assert "no answer from the PACS" in failed.args[0] and no_dialogs()
+    assert failed.args[1] is False and failed.args[0].startswith(f"Nothing sent to {where}: ")
+    assert ("no answer from the DICOMweb server" if web else "no answer from the PACS") in failed.args[0]
+    assert no_dialogs()
 
 
 def test_send_results_of_images_that_are_not_dicom_says_why_nothing_was_sent(qtbot, models, main_window, pacs_file,

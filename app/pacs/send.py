@@ -29,8 +29,9 @@ def send_files(settings: PacsSettings, paths: list[Path], *, web: bool = False,
     if web:
         from app.pacs.web import stow
 
-        stow(settings, [ds for _, ds in readable])
+        refused = dict(stow(settings, [ds for _, ds in readable]))
         if progress:
             progress(len(readable), len(readable))
-        return failed
+        by_uid = {str(ds.SOPInstanceUID): path for path, ds in readable}
+        return failed + [(by_uid.get(uid, uid), reason) for uid, reason in refused.items()]
     return failed + dimse.store_datasets(settings, readable, progress)

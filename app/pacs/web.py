@@ -68,7 +68,56 @@ def wado_instance(settings: PacsSettings, study: str, series: str, instance: str
     return _call(settings, "WADO-RS retrieval", lambda: web.retrieve_instance(study, series, instance))
 
 
-def stow(settings: PacsSettings, datasets: list[Dataset]) -> None:
+def stow(settings: PacsSettings, datasets: list[Dataset]) -> list[tuple[str, str]]:
+    """(SOP Instance UID, why) for each instance the server did not store. A STOW-RS answer lists what was
+    stored and what failed; when some failed, servers answer 202, 400 or 409 with that list (Orthanc: 400),
+    so an error status with such a list is read, not taken as "nothing stored"."""
+    import requests
+
     web = client(settings)
-    _call(settings, "STOW-RS upload", lambda: web.store_instances(datasets))
-    log.info("STOW-RS: %d instance(s) sent", len(datasets))
+    refused_status = []
+
+    def upload() -> Dataset:
+        try:
+            return web.store_instances(datasets)
+        except requests.exceptions.HTTPError as error:
+            answer = _dicom_json(error.response)
+            if answer is None or not {"FailedSOPSequence", "ReferencedSOPSequence"} & set(answer.dir()):
+                raise
+            refused_status.append(error.response.status_code)
+            return answer
+
+    answer = _call(settings, "STOW-RS upload", upload)
+    failed = stow_failures(answer, [str(ds.SOPInstanceUID) for ds in datasets], complete=bool(refused_status))
+    log.info("STOW-RS: %d instance(s) stored, %d not", len(datasets) - len(failed), len(failed))
+    return failed
+
+
+def _dicom_json(response) -> Dataset | None:
+    try:
+        return Dataset.from_json(response.json())
+    except Exception:  # noqa: BLE001 - not a DICOM JSON body (HTML, text, nothing)
+        return None
+
+
+FAILURE_REASONS = {0x0110: "processing failure", 0x0122: "SOP class not supported", 0x0124: "not authorised",
+                   0xA700: "out of resources", 0xA900: "data set does not match its SOP class",
+                   0xC000: "cannot understand", 0xC122: "transfer syntax not supported"}
+
+
+def stow_failures(answer: Dataset, sent: list[str], complete: bool = False) -> list[tuple[str, str]]:
+    """(SOP Instance UID, reason in words) for the answer's Failed SOP Sequence, and for each sent instance
+    the answer does not list as stored when it lists what was stored (or when `complete`: an error status,
+    where only what it lists as stored was)."""
+    failed = {}
+    for item in answer.get("FailedSOPSequence") or []:
+        code = item.get("FailureReason")
+        reason = FAILURE_REASONS.get(int(code), f"failure reason 0x{int(code):04X}") if code is not None else \
+            "no reason given"
+        failed[str(item.get("ReferencedSOPInstanceUID", "unknown instance"))] = f"the server refused it: {reason}"
+    if complete or "ReferencedSOPSequence" in answer:
+        stored = {str(item.get("ReferencedSOPInstanceUID", "")) for item in answer.get("ReferencedSOPSequence") or []}
+        for uid in sent:
+            if uid not in stored and uid not in failed:
+                failed[uid] = "the server did not confirm that it stored it"
+    return list(failed.items())
