@@ -52,8 +52,10 @@ class ResultsPanel(QtWidgets.QScrollArea):
         self.show_result(None)
 
     def sizeHint(self) -> QtCore.QSize:
-        wanted = self.widget().sizeHint()
-        return QtCore.QSize(wanted.width(), wanted.height() + 2 * self.frameWidth())
+        body, width = self.widget(), self.viewport().width()
+        wanted = body.sizeHint()
+        height = body.heightForWidth(width) if body.hasHeightForWidth() and width > 0 else -1  # wrapped lines
+        return QtCore.QSize(wanted.width(), max(height, wanted.height()) + 2 * self.frameWidth())
 
     def minimumSizeHint(self) -> QtCore.QSize:
         return QtCore.QSize(super().minimumSizeHint().width(), 4 * self.fontMetrics().height())
