@@ -38,9 +38,9 @@ NAME, VERSION, SEED, FOLDS = "mg-glam-lite", "1.0.0", 0, 5
 SETTINGS = MIAS_SETTINGS  # 400 micron, 512 x 320 window, 128-pixel patch, saliency on breast tissue only
 GPU_RECIPE = Recipe(epochs=40, batch=16)
 CPU_RECIPE = Recipe(epochs=20, batch=16, frozen_trunks=True, cached_copies=1)  # reduced, for a 2-core CPU
-# Measured by benchmarks/train_cost.py on the 2-core development VM (2026-12-04), and a fold-1 CPU run.
+# Measured by benchmarks/train_cost.py on the 2-core development VM (2026-12-04), and CPU runs to the end.
 TWO_CORE_CPU = ("end to end (the recipe of the shipped weights) about 6.6 h for --all-folds (450 ms per training "
-                "view); the frozen-trunk CPU recipe 3.4 min for fold 1, about 0.5 h for --all-folds")
+                "view); the frozen-trunk CPU recipe 4.6 min for --all-folds (five folds and the final network)")
 TARGETS = {"auroc_any_lesion": 0.85, "auroc_malignant": 0.80, "lesion_centre_in_patch": 0.60,
            "pointing_game": 0.50, "ece": 0.05}
 
