@@ -221,6 +221,20 @@ def test_studies_pushed_to_radlens_are_listed_and_open(qtbot, main_window, panel
            sorted(f"{pydicom.dcmread(p).SOPInstanceUID}.dcm" for p in sources)
 
 
+def test_a_cache_that_cannot_be_listed_is_said_and_the_panel_opens(qtbot, pacs_file, monkeypatch):
+    from app.pacs.cache import StudyCache
+    from app.ui.pacs_panel import PacsPanel
+
+    def unreadable(self):
+        raise PermissionError(13, "Permission denied", str(self.folder))
+
+    monkeypatch.setattr(StudyCache, "received", unreadable)  # as root, no folder can be made unreadable
+    panel = PacsPanel(lambda paths: None)
+    qtbot.addWidget(panel)
+    assert panel.incoming_list.count() == 0
+    assert panel.message.text().startswith("Cannot list the studies received before: PermissionError")
+
+
 # ---- sending results -------------------------------------------------------------------------------------
 @pytest.fixture
 def models(tmp_path, monkeypatch):

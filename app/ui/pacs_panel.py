@@ -429,7 +429,12 @@ class PacsPanel(QtWidgets.QDockWidget):
         """What the storage SCP filed before (this run or an earlier one) and the cache still holds."""
         from app.pacs.retrieve import cache_for
 
-        for study, summary in cache_for(settings).received():
+        try:
+            received = cache_for(settings).received()
+        except OSError as error:  # an unreadable cache folder: said, and the panel opens anyway
+            self.show_message(f"Cannot list the studies received before: {describe(error)}", error=True)
+            return
+        for study, summary in received:
             self.incoming_studies[summary.get("study", study.uid)] = study.files
             self._show_incoming(summary.get("study", study.uid), study.folder, summary, study.files, first=False)
 
