@@ -111,17 +111,25 @@ class StudyCache:
         if not path.is_file():
             path.write_text(json.dumps({"study": study_uid, **summary}, indent=1), encoding="utf-8")
 
+    def received_note(self, folder: Path) -> dict[str, str] | None:
+        """The storage SCP's note in a study folder; None where there is none (a retrieved study) or it is unreadable."""
+        try:
+            note = json.loads((folder / RECEIVED_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return {k: str(v) for k, v in note.items()} if isinstance(note, dict) else None
+
     def received(self) -> list[tuple[CachedStudy, dict[str, str]]]:
         """The studies the storage SCP filed (and the cache still holds), most recently changed first."""
         found = []
         for study in self.studies():
+            note = self.received_note(study.folder)
             try:
-                note = json.loads((study.folder / RECEIVED_FILE).read_text(encoding="utf-8"))
                 changed = study.folder.stat().st_mtime
-            except (OSError, ValueError):
-                continue  # not received, or removed meanwhile
-            if isinstance(note, dict):
-                found.append((changed, study, {k: str(v) for k, v in note.items()}))
+            except OSError:
+                continue  # removed meanwhile
+            if note is not None:
+                found.append((changed, study, note))
         return [(study, note) for _, study, note in sorted(found, key=lambda t: -t[0])]
 
     def studies(self) -> list[CachedStudy]:

@@ -75,20 +75,19 @@ def stow(settings: PacsSettings, datasets: list[Dataset]) -> list[tuple[str, str
     import requests
 
     web = client(settings)
-    refused_status = []
 
-    def upload() -> Dataset:
+    def upload() -> tuple[Dataset, bool]:
+        """The answer, and whether it came with an error status."""
         try:
-            return web.store_instances(datasets)
+            return web.store_instances(datasets), False
         except requests.exceptions.HTTPError as error:
             answer = _dicom_json(error.response)
             if answer is None or not {"FailedSOPSequence", "ReferencedSOPSequence"} & set(answer.dir()):
                 raise
-            refused_status.append(error.response.status_code)
-            return answer
+            return answer, True
 
-    answer = _call(settings, "STOW-RS upload", upload)
-    failed = stow_failures(answer, [str(ds.SOPInstanceUID) for ds in datasets], complete=bool(refused_status))
+    answer, error_status = _call(settings, "STOW-RS upload", upload)
+    failed = stow_failures(answer, [str(ds.SOPInstanceUID) for ds in datasets], complete=error_status)
     log.info("STOW-RS: %d instance(s) stored, %d not", len(datasets) - len(failed), len(failed))
     return failed
 

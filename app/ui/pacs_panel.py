@@ -6,7 +6,6 @@ PACS work runs off the UI thread (superqt workers); a failure is a line in the p
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -439,17 +438,13 @@ class PacsPanel(QtWidgets.QDockWidget):
             self._show_incoming(summary.get("study", study.uid), study.folder, summary, study.files, first=False)
 
     def _on_received(self, study_uid: str, sop_uid: str) -> None:
-        from app.pacs.cache import RECEIVED_FILE
         from app.pacs.retrieve import cache_for
 
-        folder = cache_for(self._incoming_settings).study_folder(study_uid)
+        cache = cache_for(self._incoming_settings)
+        folder = cache.study_folder(study_uid)
         self.incoming_studies[study_uid] = self.incoming_studies.get(study_uid, 0) + 1
-        try:
-            summary = json.loads((folder / RECEIVED_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            summary = {}
-        self._show_incoming(study_uid, folder, summary if isinstance(summary, dict) else {},
-                            self.incoming_studies[study_uid], first=True)
+        self._show_incoming(study_uid, folder, cache.received_note(folder) or {}, self.incoming_studies[study_uid],
+                            first=True)
 
     def _show_incoming(self, study_uid: str, folder: Path, summary: dict, images: int, *, first: bool) -> None:
         """One row per study: date, patient, modality, description, images; a new arrival goes on top."""
