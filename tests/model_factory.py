@@ -15,7 +15,7 @@ INPUT_SIZE = 64
 
 def make_package(root: Path, name: str = "test-cls", *, task: str = "classification", modality="US",
                  classes=("normal", "benign", "malignant"), seed: int = 0, size: int = INPUT_SIZE,
-                 channels: int = 3) -> ModelManifest:
+                 channels: int = 3, settings: dict | None = None) -> ModelManifest:
     torch.manual_seed(seed)
     if task == "segmentation":
         spec = {"type": "efficientnet-lite-unet", "variant": "lite0", "in_channels": channels}
@@ -32,6 +32,7 @@ def make_package(root: Path, name: str = "test-cls", *, task: str = "classificat
                   "normalization": {"mean": [0.5] * channels, "std": [0.5] * channels}},
         "explain": {"layers": layers, "default": "head (1/32)" if layers else ""},
         "half_precision": True,
+        "settings": settings or {},
         "licence": {"weights": "test only"},
         "card": {"summary": "random weights made by the tests"},
     }

@@ -164,6 +164,36 @@ def test_exports_the_view_as_png_and_the_mask_as_dicom_seg(qtbot, ai_window, tmp
     assert np.array_equal(pixels > 0, expected)
 
 
+@pytest.fixture
+def masked_models(tmp_path, monkeypatch):
+    """An ultrasound classifier whose results carry an OT segmenter's lesion mask (settings.lesion_mask)."""
+    root = tmp_path / "masked-models"
+    make_package(root, "toy-us-cls", modality="US", settings={"lesion_mask": {"model": "toy-us-seg", "not_when": []}})
+    make_package(root, "toy-us-seg", task="segmentation", modality="OT")
+    monkeypatch.setenv("RADLENS_MODEL_PATH", str(root))
+    return root
+
+
+def test_a_classifier_with_a_lesion_mask_shows_both_and_exports_the_mask_as_the_reader_set_it(
+        qtbot, masked_models, main_window, tmp_path):
+    highdicom = pytest.importorskip("highdicom")
+    open_study(qtbot, main_window, ultrasound_study(tmp_path / "us", 1))
+    run_ai_and_wait(qtbot, main_window)
+    viewport = next(v for v in main_window.study_view.viewports if v.state is not None)
+    main_window.study_view.activate(viewport)
+    result = main_window.session.results[viewport.state.image.info.identity]
+    assert result.model_key == "toy-us-cls@0.0.1" and result.probabilities is not None
+    layers = main_window.session.layers.for_image(result.image_identity)
+    assert [layer.kind for layer in layers] == ["heatmap", "mask"]
+    layers[1].threshold = float(np.median(result.mask))
+    texts = [w.text() for w in main_window.ai.results_panel.bars.findChildren(QtWidgets.QLabel)]
+    area = float((result.mask >= layers[1].threshold).mean()) * 100
+    assert f"{area:.1f}% of the image at p ≥ {layers[1].threshold:.2f} (toy-us-seg)" in texts, texts
+    seg = highdicom.seg.segread(main_window.export_segmentation(tmp_path / "seg.dcm"))
+    assert np.array_equal(np.asarray(seg.pixel_array).squeeze() > 0, result.mask >= layers[1].threshold)
+    assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "toy-us-seg"
+
+
 def test_run_ai_screenshot_draws_the_default_models_layers(tmp_path):
     models = tmp_path / "models"
     make_package(models, "toy-mg", modality="MG", classes=("benign", "malignant"))
@@ -199,3 +229,19 @@ def test_the_panel_states_the_mask_at_the_threshold_the_reader_set(qtbot, ai_win
     area = float((result.mask >= mask_layer.threshold).mean()) * 100
     texts = [w.text() for w in ai_window.ai.results_panel.bars.findChildren(QtWidgets.QLabel)]
     assert f"{area:.1f}% of the image at p ≥ {mask_layer.threshold:.2f}" in texts, texts
+
+
+def test_a_long_line_in_the_results_panel_wraps_instead_of_running_off_the_dock(qtbot):
+    from app.inference.results import InferenceResult
+    from app.ui.results_panel import ResultsPanel
+
+    panel = ResultsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(300, 400)
+    panel.show()
+    panel.show_result(InferenceResult("id", "cls@1", "classification", ("normal", "benign"), "cpu",
+                                      probabilities=np.array([0.7, 0.3]), mask_note="a reason " * 30))
+    assert panel.widget().minimumSizeHint().width() <= panel.viewport().width()
+    qtbot.wait(50)
+    assert panel.widget().width() <= panel.viewport().width()
+    assert any("a reason" in w.text() for w in panel.bars.findChildren(QtWidgets.QLabel))

@@ -227,6 +227,39 @@ def test_mirror_average_is_the_mean_of_the_image_and_its_mirror_image(tmp_path):
     np.testing.assert_allclose(averaged, (plain + of_mirror[:, ::-1]) / 2, atol=1e-6)
 
 
+def test_a_classifier_carries_the_lesion_mask_its_settings_name_unless_it_calls_the_image_normal(tmp_path):
+    segmenter = make_package(tmp_path, "seg", task="segmentation")
+    image = loaded(np.random.default_rng(2).integers(0, 255, (70, 45), np.uint8))
+    engine = InferenceEngine("cpu")
+    called = int(np.argmax(engine.run(make_package(tmp_path, "plain"), image).probabilities))
+    classes = ("normal", "benign", "malignant")
+    make_package(tmp_path, "masked", settings={"lesion_mask": {"model": "seg", "not_when": []}})
+    make_package(tmp_path, "gated", settings={"lesion_mask": {"model": "seg", "not_when": [classes[called]]}})
+    make_package(tmp_path, "orphan", settings={"lesion_mask": {"model": "not-here"}})
+    registry = ModelRegistry.discover([tmp_path])
+    masked = engine.run(registry.get("masked"), image)
+    np.testing.assert_array_equal(masked.mask, engine.run(segmenter, image).mask)
+    assert masked.mask_source == "seg@0.0.1" and masked.model_key == "masked@0.0.1" and masked.probabilities is not None
+    assert [layer.kind for layer in TASKS["classification"].layers(masked)] == ["heatmap", "mask"]
+    assert TASKS["classification"].layers(masked)[1].source == "seg@0.0.1"
+    assert float(TASKS["classification"].csv_row(masked)["mask_fraction"]) == float((masked.mask >= 0.5).mean())
+    gated = engine.run(registry.get("gated"), image)
+    assert gated.mask is None and f"calls the image {classes[called]}" in gated.mask_note
+    assert TASKS["classification"].csv_row(gated)["mask_fraction"] == ""
+    assert "not-here is not installed" in engine.run(registry.get("orphan"), image).mask_note
+
+
+def test_a_lesion_mask_setting_is_checked_when_the_package_is_read(tmp_path):
+    for name, task, rule, message in [("a", "segmentation", {"model": "seg"}, "on a classifier"),
+                                      ("b", "classification", {"model": "seg", "not_when": ["cat"]}, "'cat'"),
+                                      ("c", "classification", {"not_when": []}, "must be")]:
+        manifest = make_package(tmp_path, name, task=task)
+        raw = json.loads((manifest.folder / "model.json").read_text())
+        (manifest.folder / "model.json").write_text(json.dumps({**raw, "settings": {"lesion_mask": rule}}))
+        with pytest.raises(ModelPackageError, match=message):
+            read_manifest(manifest.folder)
+
+
 def test_a_failing_gpu_reruns_on_the_cpu_and_says_so(tmp_path, monkeypatch):
     manifest = make_package(tmp_path)
     engine = InferenceEngine("auto")

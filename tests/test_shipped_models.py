@@ -53,6 +53,18 @@ def test_the_ultrasound_model_says_a_mammogram_is_not_its_kind_of_image(shared_d
     assert mammogram.out_of_distribution and not ultrasound.out_of_distribution
 
 
+def test_the_ultrasound_classifier_carries_the_segmenters_mask_unless_it_calls_the_image_normal(shared_datasets):
+    if not {"us-breast-cls", "us-breast-seg"} <= {m.name for m in REGISTRY.models}:
+        pytest.skip("us-breast-cls or us-breast-seg is not in models/")
+    classifier, segmenter, engine = REGISTRY.get("us-breast-cls"), REGISTRY.get("us-breast-seg"), InferenceEngine("cpu")
+    lesion = decode_image(read_info(shared_datasets / "busi" / "malignant" / "malignant (3).png"))
+    result = engine.run(classifier, lesion, options=ExplainOptions(layers=()))
+    assert result.classes[int(np.argmax(result.probabilities))] == "malignant" and result.mask_source == segmenter.key
+    np.testing.assert_array_equal(result.mask, engine.run(segmenter, lesion).mask)
+    normal = engine.run(classifier, decode_image(read_info(shared_datasets / "busi" / "normal" / "normal (1).png")))
+    assert normal.mask is None and "calls the image normal" in normal.mask_note
+
+
 @pytest.mark.parametrize("model", GLAM_MODELS, ids=lambda m: m.name)
 def test_a_shipped_glam_model_runs_on_a_mammogram_and_has_a_card(model):
     assert all(path.stat().st_size <= 16e6 for path in model.folder.iterdir())

@@ -79,6 +79,20 @@ def test_look_figures_describe_size_brightness_and_sharpness():
     assert figures["mean"] == pytest.approx(0.5) and figures["sharpness"] == pytest.approx(0, abs=1e-6)
 
 
+def test_the_first_training_run_reads_the_same_pixels_as_every_run_after_it(tmp_path, monkeypatch):
+    """The pack on disk is JPEG-compressed; a first run that trained on the lossless decode could not be
+    reproduced by the next one, which reads the file."""
+    from app.training import cnn_command, datasets, imagepack
+
+    noise = np.random.default_rng(0).random((3, 32, 32))
+    monkeypatch.setattr(datasets, "list_samples", lambda dataset: [])
+    monkeypatch.setattr(imagepack, "build_pack", lambda *a, **k: _pack(noise, [0, 1, 2], [(32, 32)] * 3))
+    first = cnn_command.make_pack("us-breast-cls", tmp_path)
+    again = cnn_command.make_pack("us-breast-cls", tmp_path)
+    assert not np.array_equal(first.images, _pack(noise, [0, 1, 2], [(32, 32)] * 3).images)  # JPEG changed them
+    assert np.array_equal(first.images, again.images)
+
+
 def _pack(images01, labels, sizes, masks=None) -> ImagePack:
     n = len(labels)
     looks = np.zeros((n, len(LOOK_FIGURES)), np.float32)
@@ -129,7 +143,8 @@ def test_a_pack_becomes_a_package_the_app_loads_with_an_honest_card(tmp_path, mo
             and shifted["mirror_average"]["normal_images_without_mask"]
             >= shifted["any_mask"]["normal_images_without_mask"])
     else:
-        plan = replace(PLANS[model], candidates=(recipe, replace(recipe, size=32)))
+        rule = {"model": "us-breast-seg", "not_when": ["normal"]}  # the plan's settings reach the package
+        plan = replace(PLANS[model], candidates=(recipe, replace(recipe, size=32)), settings={"lesion_mask": rule})
         saved = []
         result = run_classifier(plan, pack, device, list(plan.candidates), folds=2,
                                 save=lambda r: saved.append(r["figures"]["cross_validated"]))
@@ -145,6 +160,8 @@ def test_a_pack_becomes_a_package_the_app_loads_with_an_honest_card(tmp_path, mo
         assert [row["size"] for row in manifest.card["training"]["candidates"]] == [64, 32]
         assert manifest.input.size == (result["recipe"].size,) * 2
         assert manifest.settings["temperature"] == pytest.approx(result["temperature"], abs=1e-4)
+        assert manifest.lesion_mask == rule and "except where this model's most probable class is normal" in (
+            manifest.card["lesion_mask"])
     registry = ModelRegistry.discover([tmp_path / "models"])
     assert not registry.problems, registry.problems
     package = registry.get(model)

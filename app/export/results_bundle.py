@@ -101,7 +101,7 @@ class BundleWriter:
         if result.mask is not None:
             try:
                 path = write_dicom_seg(item.source, result.mask >= result.threshold, self._next_path("seg"),
-                                       algorithm=result.model_key, frame=item.frame)
+                                       algorithm=result.mask_source, frame=item.frame)
                 self.bundle.written.append(Written(path, SEG, result.image_identity))
             except SegExportError as error:
                 self._skip(item.source, f"no DICOM SEG: {error}")

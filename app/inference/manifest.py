@@ -57,6 +57,8 @@ class ModelManifest:
     card: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)  # task-specific settings (e.g. GLAM sizes)
     ood: dict[str, str] = field(default_factory=dict)  # {file, sha256, layer[, trunk]}: the out-of-distribution guard
+    # the installed package named by settings.lesion_mask.model (the registry finds it; None: not installed)
+    lesion_mask_model: ModelManifest | None = field(default=None, compare=False, repr=False)
 
     @property
     def ood_path(self) -> Path | None:
@@ -66,6 +68,12 @@ class ModelManifest:
     def warning(self) -> str:
         """What every result of this model must say (the card's `warning`), e.g. that it missed its targets."""
         return str(self.card.get("warning", ""))
+
+    @property
+    def lesion_mask(self) -> dict[str, Any]:
+        """settings.lesion_mask of a classifier: {"model": a segmentation package's name, "not_when": [classes]}:
+        its results carry that model's mask, except where the most probable class is one of `not_when`."""
+        return self.settings.get("lesion_mask") or {}
 
     @property
     def weights_path(self) -> Path:
@@ -154,6 +162,8 @@ def _parse(folder: Path, raw: dict[str, Any]) -> ModelManifest:
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise ValueError("weights.sha256 must be 64 hex digits")
     modality = raw["modality"]
+    settings = dict(raw.get("settings", {}))
+    _check_lesion_mask(settings.get("lesion_mask"), task, classes)
     return ModelManifest(
         folder=folder,
         name=_package_name(str(raw["name"])),
@@ -170,9 +180,20 @@ def _parse(folder: Path, raw: dict[str, Any]) -> ModelManifest:
         half_precision=bool(raw.get("half_precision", False)),
         licence={str(k): str(v) for k, v in raw.get("licence", {}).items()},
         card=dict(raw.get("card", {})),
-        settings=dict(raw.get("settings", {})),
+        settings=settings,
         ood=_ood(folder, raw.get("ood")),
     )
+
+
+def _check_lesion_mask(rule: Any, task: str, classes: tuple[str, ...]) -> None:
+    if rule is None:
+        return
+    if task != "classification" or not isinstance(rule, dict) or not isinstance(rule.get("model"), str):
+        raise ValueError('settings.lesion_mask must be {"model": a segmentation package, "not_when": [classes]} '
+                         "on a classifier")
+    unknown = [c for c in rule.get("not_when", []) if c not in classes]
+    if unknown:
+        raise ValueError(f"settings.lesion_mask.not_when names {unknown[0]!r}, not one of the classes")
 
 
 def _ood(folder: Path, raw: Any) -> dict[str, str]:

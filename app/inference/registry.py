@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from platformdirs import user_data_dir
@@ -43,7 +43,14 @@ class ModelRegistry:
                     registry.models.append(read_manifest(folder))
                 except ModelPackageError as error:
                     registry.problems.append(error)
+        registry.models = [registry._with_lesion_mask_model(m) for m in registry.models]
         return registry
+
+    def _with_lesion_mask_model(self, manifest: ModelManifest) -> ModelManifest:
+        """A classifier with settings.lesion_mask, holding the installed segmentation package it names."""
+        name = manifest.lesion_mask.get("model")
+        found = next((m for m in self.models if m.name == name and m.task == "segmentation"), None)
+        return replace(manifest, lesion_mask_model=found) if name else manifest
 
     def get(self, name: str) -> ModelManifest:
         for model in self.models:

@@ -26,10 +26,17 @@ class InferenceResult:
     ood_limit: float | None = None
     mask: np.ndarray | None = None  # lesion probability on the image's pixel grid
     threshold: float = 0.5
+    mask_model: str = ""  # the key of the model that drew the mask, when not this one (a classifier's lesion mask)
+    mask_note: str = ""  # why a classifier's result has no lesion mask
     heatmaps: dict[str, np.ndarray] = field(default_factory=dict)  # layer label -> relative map, image grid
     saliency: dict[str, np.ndarray] = field(default_factory=dict)  # GLAM: class -> map in 0..1, coarse grid
     map_scale: float = 1.0  # image pixels per saliency value
     patches: tuple[Box, ...] = ()  # GLAM: the patch(es) the local network read, image pixels
+
+    @property
+    def mask_source(self) -> str:
+        """The key of the model that drew the mask (the SEG's algorithm, the mask layer's source)."""
+        return self.mask_model or self.model_key
 
     @property
     def out_of_distribution(self) -> bool:

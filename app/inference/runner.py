@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from app.core.image import LoadedImage
@@ -165,7 +166,22 @@ class InferenceEngine:
             guard = self.feature_distribution(manifest)
             result = replace(result, ood_distance=float(guard.distance(pooled[0][0].cpu().numpy())[0]),
                              ood_limit=guard.limit)
-        return self._with_trunk_guard(device, manifest, image, frame, result)
+        result = self._with_trunk_guard(device, manifest, image, frame, result)
+        return self._with_lesion_mask(device, manifest, image, frame, result) if manifest.lesion_mask else result
+
+    def _with_lesion_mask(self, device: torch.device, manifest: ModelManifest, image: LoadedImage, frame: int,
+                          result: InferenceResult) -> InferenceResult:
+        """A classifier's result with the lesion mask of the segmentation package its settings name, unless its
+        most probable class is one the mask is withheld for (settings.lesion_mask.not_when)."""
+        rule, segmenter = manifest.lesion_mask, manifest.lesion_mask_model
+        if segmenter is None:
+            return replace(result, mask_note=f"{rule['model']} is not installed")
+        called = result.classes[int(np.argmax(result.probabilities))]
+        if called in rule.get("not_when", ()):
+            return replace(result, mask_note=f"{manifest.name} calls the image {called}; choose "
+                                             f"{segmenter.name} in the AI panel to see its mask anyway")
+        drawn = self._run_on(device, segmenter, image, frame, ExplainOptions(layers=()))
+        return replace(result, mask=drawn.mask, threshold=drawn.threshold, mask_model=drawn.model_key)
 
     def _with_trunk_guard(self, device: torch.device, manifest: ModelManifest, image: LoadedImage, frame: int,
                           result: InferenceResult) -> InferenceResult:

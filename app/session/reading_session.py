@@ -317,7 +317,7 @@ class ReadingSession:
     def mask_threshold(self, result: InferenceResult) -> float:
         """The threshold the reader set on the result's mask layer (the model's default otherwise)."""
         for layer in self.layers.for_image(result.image_identity):
-            if layer.kind == MASK and layer.source == result.model_key:
+            if layer.kind == MASK and layer.source == result.mask_source:
                 return layer.threshold
         return result.threshold
 

@@ -46,9 +46,8 @@ def make_pack(model: str, folder: Path, limit: int | None = None) -> ImagePack:
                    for s in [x for x in samples if x.label == label][:limit]]
     print(f"{model}: decoding {len(samples)} images into {path.name}")
     pack = build_pack(samples, _pack_size(model), with_masks=_dataset(model).name == "busi", progress=terminal_progress)
-    if limit is None:
-        pack.save(path)
-    return pack
+    # the pack on disk holds JPEG-compressed images: the first run trains on what every later run reads
+    return ImagePack.load(pack.save(path)) if limit is None else pack
 
 
 def train_cnn(args) -> int:

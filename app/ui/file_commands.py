@@ -119,8 +119,9 @@ class FileCommands:
         state = self.session.active_state
         result = self.session.result_for(self.session.active)
         if result is None or result.mask is None:
-            QtWidgets.QMessageBox.information(self, "Export DICOM SEG",
-                                              "Run a segmentation model on the active image first.")
+            why = (f"The active image has no lesion mask: {result.mask_note}." if result is not None and result.mask_note
+                   else "Run a segmentation model on the active image first.")
+            QtWidgets.QMessageBox.information(self, "Export DICOM SEG", why)
             return None
         if path is None:
             chosen, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export DICOM SEG", "segmentation.dcm",
@@ -130,7 +131,7 @@ class FileCommands:
             path = Path(chosen)
         try:
             write_dicom_seg(state.image.info.path, result.mask >= result.threshold, path,
-                            algorithm=result.model_key, frame=state.frame)
+                            algorithm=result.mask_source, frame=state.frame)
         except SegExportError as error:
             QtWidgets.QMessageBox.warning(self, "Export DICOM SEG", str(error))
             return None

@@ -105,9 +105,9 @@ class ResultsPanel(QtWidgets.QScrollArea):
                 bar.setFormat(f"{float(p):.3f}")
                 label = QtWidgets.QLabel(f"<b>{name}</b>" if index == best else name)
                 self._bars.addRow(label, bar)
-            self._bars.addRow(QtWidgets.QLabel(text.caption))
+            self._bars.addRow(_wrapped(text.caption))
         for label, fact in text.facts:
-            self._bars.addRow(label, QtWidgets.QLabel(fact))
+            self._bars.addRow(label, _wrapped(fact))
 
     def show_exam(self, scores: ExamScores | None, prior: ExamScores | None = None) -> None:
         """The exam's scores per view, breast and exam; a prior's per breast and exam below them."""
@@ -130,3 +130,10 @@ class ResultsPanel(QtWidgets.QScrollArea):
         table.resizeRowsToContents()
         header_height = table.horizontalHeader().sizeHint().height()
         table.setFixedHeight(header_height + sum(table.rowHeight(r) for r in range(len(rows))) + 4)
+
+
+def _wrapped(text: str) -> QtWidgets.QLabel:
+    """A label that wraps: one long line must not make the panel wider than the dock (it would be cut off)."""
+    label = QtWidgets.QLabel(text)
+    label.setWordWrap(True)
+    return label

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from app.core.errors import RadLensError
 from app.core.image import LoadedImage
-from app.core.layers import OverlayLayer
+from app.core.layers import MASK, OverlayLayer, mask_contours
 from app.inference.manifest import ModelManifest
 from app.inference.options import ExplainOptions
 from app.inference.results import InferenceResult
@@ -112,6 +113,35 @@ def guard_column(result: InferenceResult) -> dict[str, str]:
 def probability_caption(result: InferenceResult) -> str:
     return ("probability, calibrated on held-out data" if result.calibrated
             else "probability (this model is not calibrated)")
+
+
+def mask_layer(result: InferenceResult) -> OverlayLayer:
+    """The lesion mask of a result (a segmenter's, or the lesion mask a classifier's result carries)."""
+    return OverlayLayer("Segmentation", MASK, result.image_identity, data=result.mask, threshold=result.threshold,
+                        opacity=0.6, source=result.mask_source)
+
+
+def mask_fraction(result: InferenceResult) -> float:
+    """The share of the image's pixels at or above the mask's threshold."""
+    return float((result.mask >= result.threshold).mean())
+
+
+def mask_file(result: InferenceResult) -> np.ndarray:
+    """The mask as predict writes it (masks/): 255 at or above the threshold, else 0."""
+    return np.where(result.mask >= result.threshold, 255, 0).astype(np.uint8)
+
+
+def mask_outlined(base: np.ndarray, result: InferenceResult) -> np.ndarray:
+    """A copy of the RGB picture `base` with the mask's outline drawn on it."""
+    outlined = base.copy()
+    for contour in mask_contours(result.mask, result.threshold):
+        cv2.polylines(outlined, [np.round(contour - 0.5).astype(np.int32)], True, (255, 64, 64), 2)
+    return outlined
+
+
+def mask_fact(result: InferenceResult) -> tuple[str, str]:
+    """The panel's line on the mask: how much of the image it covers at its threshold."""
+    return "Segmented", f"{mask_fraction(result) * 100:.1f}% of the image at p ≥ {result.threshold:.2f}"
 
 
 def discover(path: Iterable[str], package: str) -> dict[str, Task]:

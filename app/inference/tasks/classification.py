@@ -6,7 +6,9 @@ import numpy as np
 
 from app.core.layers import HEATMAP, OverlayLayer, heatmap_rgba
 from app.inference.cam_methods import EXPLANATION_METHODS
-from app.inference.tasks import InferenceError, PanelText, Task, half_precision, new_result, probability_caption
+from app.inference.tasks import (InferenceError, PanelText, Task, guard_column, half_precision, mask_fact, mask_file,
+                                 mask_fraction, mask_layer, mask_outlined, new_result, probability_caption,
+                                 probability_columns)
 from app.inference.visualize import blend, display_rgb, scores_title, side_by_side
 
 
@@ -51,21 +53,37 @@ class Classification(Task):
 
     def layers(self, result):
         target = result.classes[result.target_class] if result.target_class is not None else ""
-        return [OverlayLayer(f"{result.method} {label} ({target})", HEATMAP, result.image_identity, data=values,
-                             relative=True, colormap="viridis", opacity=0.5, source=result.model_key)
-                for label, values in result.heatmaps.items()]
+        heatmaps = [OverlayLayer(f"{result.method} {label} ({target})", HEATMAP, result.image_identity, data=values,
+                                 relative=True, colormap="viridis", opacity=0.5, source=result.model_key)
+                    for label, values in result.heatmaps.items()]
+        return heatmaps + ([mask_layer(result)] if result.mask is not None else [])
+
+    def csv_row(self, result):
+        # a package with a lesion mask (runner.py) adds its share of the image; empty where the mask was withheld
+        mask = {"mask_fraction": f"{mask_fraction(result):.6f}"} if result.mask is not None else (
+            {"mask_fraction": ""} if result.mask_note else {})
+        return {**probability_columns(result), **mask, **guard_column(result)}
+
+    def files(self, result):
+        return {"masks": mask_file(result)} if result.mask is not None else {}
 
     def picture(self, image, result, frame=0):
         base = display_rgb(image, frame)
+        mask = [(f"mask p>={result.threshold:.2f}", mask_outlined(base, result))] if result.mask is not None else []
         return side_by_side([(scores_title(result), base),
                              *((f"{result.method} {label} (relative)",
                                 blend(base, heatmap_rgba(values, (0, 1), "viridis"), 0.6))
-                               for label, values in result.heatmaps.items())])
+                               for label, values in result.heatmaps.items()), *mask])
 
     def panel(self, result):
         notes = ("Heatmaps are relative (scaled to their own maximum): they show where the model looked, "
                  "not a probability.",) if result.heatmaps else ()
-        return PanelText(notes=notes, caption=probability_caption(result))
+        if result.mask is not None:
+            label, text = mask_fact(result)
+            facts = ((label, f"{text} ({result.mask_source.split('@')[0]})"),)
+        else:
+            facts = (("Lesion mask", f"none: {result.mask_note}"),) if result.mask_note else ()
+        return PanelText(notes=notes, caption=probability_caption(result), facts=facts)
 
 
 def _rescaled01(values: np.ndarray) -> np.ndarray:

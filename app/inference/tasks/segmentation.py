@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
-
-from app.core.layers import MASK, OverlayLayer, mask_contours
-from app.inference.tasks import PanelText, Task, guard_column, half_precision, new_result
+from app.inference.tasks import (PanelText, Task, guard_column, half_precision, mask_fact, mask_file, mask_fraction,
+                                 mask_layer, mask_outlined, new_result)
 from app.inference.visualize import display_rgb, side_by_side
 
 
@@ -31,32 +28,22 @@ class Segmentation(Task):
                           threshold=float(manifest.settings.get("threshold", 0.5)))
 
     def layers(self, result):
-        return [OverlayLayer("Segmentation", MASK, result.image_identity, data=result.mask,
-                             threshold=result.threshold, opacity=0.6, source=result.model_key)]
+        return [mask_layer(result)]
 
     def csv_row(self, result):
         # p_<class>: the highest lesion probability of any pixel
         return {**guard_column(result), **{f"p_{name}": f"{float(result.mask.max()):.6f}" for name in result.classes},
-                "mask_fraction": f"{_fraction(result):.6f}"}
+                "mask_fraction": f"{mask_fraction(result):.6f}"}
 
     def files(self, result):
-        return {"masks": np.where(result.mask >= result.threshold, 255, 0).astype(np.uint8)}
+        return {"masks": mask_file(result)}
 
     def picture(self, image, result, frame=0):
         base = display_rgb(image, frame)
-        outlined = base.copy()
-        for contour in mask_contours(result.mask, result.threshold):
-            cv2.polylines(outlined, [np.round(contour - 0.5).astype(np.int32)], True, (255, 64, 64), 2)
-        return side_by_side([("image", base), (f"mask p>={result.threshold:.2f}", outlined)])
+        return side_by_side([("image", base), (f"mask p>={result.threshold:.2f}", mask_outlined(base, result))])
 
     def panel(self, result):
-        return PanelText(facts=(("Segmented", f"{_fraction(result) * 100:.1f}% of the image at "
-                                              f"p ≥ {result.threshold:.2f}"),))
-
-
-def _fraction(result) -> float:
-    """The share of the image's pixels at or above the threshold."""
-    return float((result.mask >= result.threshold).mean())
+        return PanelText(facts=(mask_fact(result),))
 
 
 TASK = Segmentation()
