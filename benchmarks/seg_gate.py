@@ -37,24 +37,22 @@ from app.inference.runner import InferenceEngine  # noqa: E402
 from app.io.study_loader import decode_image, read_info  # noqa: E402
 from app.training import metrics  # noqa: E402
 from app.training.cnn_command import make_pack  # noqa: E402
-from app.training.datasets import BUSI, SHARED_DATASETS, list_samples  # noqa: E402
 from app.training.finetune import DeviceData, imagenet_state, train_classifier  # noqa: E402
 from app.training.imagepack import mask_union  # noqa: E402
 from app.training.recipes import PLANS  # noqa: E402
-from app.training.splits import stratified_group_folds  # noqa: E402
+from benchmarks.busi_fifth import HELD_FOLD, busi_folds, paired_interval  # noqa: E402
 
-SEGMENTER, CLASSIFIER, HELD_FOLD = "us-breast-seg", "us-breast-cls", 0
+SEGMENTER, CLASSIFIER = "us-breast-seg", "us-breast-cls"
 FOLD_MODEL = f"{CLASSIFIER}-fold{HELD_FOLD}"
 CACHE = Path(user_cache_dir("RadLens", appauthor=False)) / "training"
 
 
-def fold_package(samples, fold_of, retrain: bool) -> Path:
+def fold_package(fold_of: np.ndarray, retrain: bool) -> Path:
     """A package of the shipped us-breast-cls (same recipe, temperature and lesion-mask setting) whose weights
     were trained on the four fifths the shipped U-Net saw; the app reads it as it reads the shipped one."""
     shipped = ModelRegistry.discover([ROOT / "models"]).get(CLASSIFIER)
     plan = PLANS[CLASSIFIER]
     recipe = next(r for r in plan.candidates if r.size == shipped.input.size[0])
-    assert [str(s.image) for s in samples] == [str(s.image) for s in list_samples(BUSI)]
     weights = CACHE / f"seg-gate-{CLASSIFIER}-{recipe.variant}-{recipe.size}px-{recipe.epochs}ep-fold{HELD_FOLD}.pt"
     network = EfficientNetLite(recipe.variant, num_classes=len(plan.dataset.classes))
     if weights.is_file() and not retrain:
@@ -88,12 +86,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--retrain", action="store_true", help="train the fold's classifier again")
     args = parser.parse_args()
-    if not (SHARED_DATASETS / BUSI.root).is_dir():
-        print(f"{SHARED_DATASETS / BUSI.root} is not here; nothing to measure")
+    folds = busi_folds()
+    if folds is None:
         return 1
-    samples = list_samples(BUSI)
-    fold_of = stratified_group_folds([s.label for s in samples], [s.group for s in samples], 5, 0)
-    registry = ModelRegistry.discover([fold_package(samples, fold_of, args.retrain), ROOT / "models"])
+    samples, fold_of = folds
+    registry = ModelRegistry.discover([fold_package(fold_of, args.retrain), ROOT / "models"])
     classifier, segmenter = registry.get(FOLD_MODEL), registry.get(SEGMENTER)
     assert classifier.lesion_mask_model == segmenter
     held = [s for s, fold in zip(samples, fold_of) if fold == HELD_FOLD]
@@ -127,9 +124,7 @@ def main() -> int:
               f"{int(sum(empty))} of {len(empty)} normal images ({np.mean(empty):.0%}, 95% {low:.0%} to {high:.0%}) "
               "without a mask")
     difference = gate - plain
-    rng = np.random.default_rng(0)
-    boots = [difference[rng.integers(0, len(difference), len(difference))].mean() for _ in range(5000)]
-    low, high = np.percentile(boots, [2.5, 97.5])
+    low, high = paired_interval(difference)
     print(f"  paired Dice difference (gated - alone) {difference.mean():+.4f}, 95% bootstrap {low:+.4f} to {high:+.4f}")
     out = CACHE / "seg-gate-rows.json"
     out.write_text(json.dumps(rows) + "\n", encoding="utf-8")

@@ -1,7 +1,6 @@
 """Test-time mirroring of the shipped us-breast-seg, measured on its held-out fifth of BUSI.
 
-The shipped U-Net was trained on four fifths of BUSI (stratified by class, near-duplicates grouped, seed 0);
-its fifth (fold 1) is the one set here it never saw. Each held-out image goes through the app's own
+On the fifth of BUSI the shipped U-Net never saw (busi_fifth.py), each held-out image goes through the app's own
 InferenceEngine as the window runs it (the PNG as decoded, letterboxed to the network), once as shipped
 without and once with the package's `mirror_average` (the mean of the maps of the image and of its mirror
 image), and the mask at the package's threshold is compared with the union of BUSI's masks at the image's
@@ -28,24 +27,21 @@ from app.inference.registry import ModelRegistry  # noqa: E402
 from app.inference.runner import InferenceEngine  # noqa: E402
 from app.io.study_loader import decode_image, read_info  # noqa: E402
 from app.training import metrics  # noqa: E402
-from app.training.datasets import BUSI, list_samples  # noqa: E402
 from app.training.imagepack import mask_union  # noqa: E402
-from app.training.splits import stratified_group_folds  # noqa: E402
+from benchmarks.busi_fifth import HELD_FOLD, busi_folds, paired_interval  # noqa: E402
 
 MODEL = "us-breast-seg"
 
 
 def main() -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
-    if not (ROOT.parent / "shared" / "datasets" / "busi").is_dir():
-        print("../shared/datasets/busi is not here; nothing to measure")
+    folds = busi_folds()
+    if folds is None:
         return 1
     shipped = ModelRegistry.discover([ROOT / "models"]).get(MODEL)
     ways = {"plain": replace(shipped, settings={**shipped.settings, "mirror_average": False}),
             "mirror_average": replace(shipped, settings={**shipped.settings, "mirror_average": True})}
-    samples = list_samples(BUSI)
-    fold_of = stratified_group_folds([s.label for s in samples], [s.group for s in samples], 5, 0)
-    held = [s for s, fold in zip(samples, fold_of) if fold == 0]
+    held = [s for s, fold in zip(*folds) if fold == HELD_FOLD]
     engine = InferenceEngine("cpu")
     dice = {way: [] for way in ways}
     empty = {way: [] for way in ways}
@@ -70,9 +66,7 @@ def main() -> int:
               f"{int(sum(empty[way]))} of {len(empty[way])} normal images ({np.mean(empty[way]):.0%}) without a mask; "
               f"{1000 * seconds[way] / len(held):.0f} ms per image")
     difference = np.array(dice["mirror_average"]) - np.array(dice["plain"])
-    rng = np.random.default_rng(0)
-    boots = [difference[rng.integers(0, len(difference), len(difference))].mean() for _ in range(5000)]
-    low, high = np.percentile(boots, [2.5, 97.5])
+    low, high = paired_interval(difference)
     print(f"  paired Dice difference (mirror average - plain) {difference.mean():+.4f}, 95% bootstrap "
           f"{low:+.4f} to {high:+.4f}; {int((difference > 0.005).sum())} images better, "
           f"{int((difference < -0.005).sum())} worse")

@@ -140,8 +140,10 @@ def mask_outlined(base: np.ndarray, result: InferenceResult) -> np.ndarray:
 
 
 def mask_fact(result: InferenceResult) -> tuple[str, str]:
-    """The panel's line on the mask: how much of the image it covers at its threshold."""
-    return "Segmented", f"{mask_fraction(result) * 100:.1f}% of the image at p ≥ {result.threshold:.2f}"
+    """The panel's line on the mask: how much of the image it covers at its threshold, and which model drew it
+    when that is not the result's own (a classifier's lesion mask)."""
+    drawn_by = f" ({result.mask_model.split('@')[0]})" if result.mask_model else ""
+    return "Segmented", f"{mask_fraction(result) * 100:.1f}% of the image at p ≥ {result.threshold:.2f}{drawn_by}"
 
 
 def discover(path: Iterable[str], package: str) -> dict[str, Task]:

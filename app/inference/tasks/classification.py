@@ -79,8 +79,7 @@ class Classification(Task):
         notes = ("Heatmaps are relative (scaled to their own maximum): they show where the model looked, "
                  "not a probability.",) if result.heatmaps else ()
         if result.mask is not None:
-            label, text = mask_fact(result)
-            facts = ((label, f"{text} ({result.mask_source.split('@')[0]})"),)
+            facts = (mask_fact(result),)
         else:
             facts = (("Lesion mask", f"none: {result.mask_note}"),) if result.mask_note else ()
         return PanelText(notes=notes, caption=probability_caption(result), facts=facts)
