@@ -77,6 +77,40 @@ def test_nothing_listens_beyond_loopback_by_default(tmp_path):
         server.stop()
 
 
+def test_stopping_the_storage_scp_ends_an_association_a_peer_keeps_open(tmp_path):
+    """A peer that holds an idle association (Orthanc does, for reuse) kept `radlens pacs serve` and the app
+    alive after Ctrl+C or quit for `timeout_s`; stop() aborts it after a short grace."""
+    import threading
+    import time
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification
+
+    from app.pacs.retrieve import cache_for
+    from app.pacs.scp import STOP_GRACE_S, StorageServer
+
+    settings = PacsSettings(scp_port=free_port(), cache_dir=str(tmp_path), scp_allowed_aes=["HOLDER"], timeout_s=60)
+    server = StorageServer(settings, cache_for(settings)).start()
+    peer = AE(ae_title="HOLDER")
+    peer.add_requested_context(Verification)
+    association = peer.associate("127.0.0.1", server.address[1], ae_title=settings.calling_ae)
+    try:
+        assert association.is_established and association.send_c_echo().Status == 0
+        started = time.monotonic()
+        server.stop()
+        keeping_alive = [t for t in threading.enumerate() if not t.daemon and t is not threading.main_thread()]
+        for thread in keeping_alive:
+            thread.join(timeout=10)
+        assert not [t.name for t in keeping_alive if t.is_alive()]  # the process could exit now
+        assert time.monotonic() - started < STOP_GRACE_S + 10 < settings.timeout_s
+        association_ended = time.monotonic() + 10
+        while not association.is_aborted and time.monotonic() < association_ended:
+            time.sleep(0.05)
+        assert association.is_aborted
+    finally:
+        association.abort()
+
+
 def test_echo_find_and_get_a_mammography_study(orthanc, tmp_path):
     sources = study_in_pacs(orthanc, tmp_path)
     other = mg_study(tmp_path / "other", views=("R CC",), PatientName="ZZOTHER^BOB", PatientID="PID-1",

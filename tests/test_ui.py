@@ -203,6 +203,17 @@ def test_screenshot_of_nothing_readable_exits_nonzero(tmp_path):
     assert result.returncode == 1 and (tmp_path / "s.png").exists()
     assert "nothing could be opened" in result.stderr
 
+def test_an_exit_during_the_background_torch_import_waits_for_it():
+    """A screenshot can be saved before torch has loaded; the interpreter must not tear torch down mid-import
+    (it printed tracebacks from torch's finalizers in about one run in four)."""
+    script = ("import atexit, sys; from app.ui.application import inference_loading_in_background as loading; "
+              "atexit.register(lambda: print('ENGINE', hasattr(sys.modules.get('app.inference.runner'), "
+              "'InferenceEngine')))\nwith loading(): pass")  # leaves at once, the import only begun
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "ENGINE True" in result.stdout and "Traceback" not in result.stderr, \
+        result.stdout + result.stderr
+
+
 
 def test_switching_studies_replaces_every_viewport(qtbot, main_window, tmp_path):
     four_view_phantom(tmp_path / "mg")

@@ -4,6 +4,7 @@ on loopback unless the settings name another address."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from pynetdicom import AE, AllStoragePresentationContexts, evt
@@ -17,6 +18,7 @@ from app.pacs.settings import PacsSettings
 log = logging.getLogger("radlens.pacs")
 SUMMARY = ("StudyDate", "PatientName", "Modality", "StudyDescription")  # what the Incoming list says of a study
 Received = Callable[[str, str], None]  # (study UID, SOP Instance UID), after the file is in the cache
+STOP_GRACE_S = 2.0  # how long stop() lets open associations finish before aborting them
 
 
 class StorageServer:
@@ -51,9 +53,23 @@ class StorageServer:
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server = None
+        """Stop listening; associations still open get `STOP_GRACE_S` to end, then are aborted.
+
+        A peer may hold an idle association open (Orthanc keeps one a few seconds for reuse), and pynetdicom
+        keeps the process alive until it ends, up to `timeout_s`: Ctrl+C or closing the window waited that
+        long. An instance still arriving when the abort comes is not stored, and its sender reports a failure.
+        """
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        server.shutdown()
+        open_now = server.active_associations
+        deadline = time.monotonic() + STOP_GRACE_S
+        while any(a.is_alive() for a in open_now) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for association in open_now:
+            if association.is_alive():
+                association.abort()
 
     def _store(self, event) -> int:
         try:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes.util
 import importlib
 import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
@@ -92,24 +94,32 @@ def run_viewer(paths: list[Path], demo: bool = False, screenshot: Path | None = 
         window.resize(*(size or DEFAULT_SCREENSHOT_SIZE))
     UncaughtErrorReporter(window, log_file, show_dialogs=dialogs_possible(screenshot is not None)).install()
     window.show()
-    _load_inference_in_background()
-    window.ai.run_when_decoded = run_ai
-    if demo:
-        window.open_demo()
-    elif paths:
-        window.open_paths(paths)
-    if screenshot is None:
-        return app.exec()
-    return ScreenshotWhenDrawn(window, screenshot).run(app)
+    with inference_loading_in_background():
+        window.ai.run_when_decoded = run_ai
+        if demo:
+            window.open_demo()
+        elif paths:
+            window.open_paths(paths)
+        if screenshot is None:
+            return app.exec()
+        return ScreenshotWhenDrawn(window, screenshot).run(app)
 
 
-def _load_inference_in_background() -> None:
+@contextlib.contextmanager
+def inference_loading_in_background() -> Iterator[None]:
     """Import torch and the inference engine (seconds) while the window draws, not before it opens.
 
     A run started before this finishes waits for it on Python's import lock; nothing is loaded twice.
+    Leaving waits for the import to end: a window closed (or a screenshot saved) sooner would otherwise
+    exit with torch half-imported, and its finalizers print tracebacks while the interpreter tears down.
     """
-    threading.Thread(target=importlib.import_module, args=("app.inference.runner",), name="load-torch",
-                     daemon=True).start()
+    loader = threading.Thread(target=importlib.import_module, args=("app.inference.runner",), name="load-torch",
+                              daemon=True)
+    loader.start()
+    try:
+        yield
+    finally:
+        loader.join()
 
 
 class ScreenshotWhenDrawn(QtCore.QObject):
