@@ -194,6 +194,23 @@ def test_a_classifier_with_a_lesion_mask_shows_both_and_exports_the_mask_as_the_
     assert seg.SegmentSequence[0].SegmentationAlgorithmIdentificationSequence[0].AlgorithmName == "toy-us-seg"
 
 
+def test_on_a_laptop_screen_every_layer_control_is_in_view_beside_the_result(qtbot, masked_models, main_window,
+                                                                             tmp_path):
+    """At 1366 x 768 the class bars, the Grad-CAM's controls with its colour bar and the mask's threshold
+    all show without scrolling (the Layers list took 90 px for a one-line note, and the results panel
+    asked for ~40 px more than it drew)."""
+    main_window.resize(1366, 768)
+    open_study(qtbot, main_window, ultrasound_study(tmp_path / "us", 1))
+    run_ai_and_wait(qtbot, main_window)
+    main_window.study_view.activate(next(v for v in main_window.study_view.viewports if v.state is not None))
+    qtbot.wait(100)
+    results, layers = main_window.ai.results_panel, main_window.ai.layer_panel
+    assert [c.layer.kind for c in layers.controls] == ["heatmap", "mask"]
+    assert results.verticalScrollBar().maximum() == 0 and layers.verticalScrollBar().maximum() == 0
+    bottom = layers.controls[-1].threshold_slider
+    assert layers.viewport().rect().contains(bottom.mapTo(layers.viewport(), bottom.rect().bottomRight()))
+
+
 def test_run_ai_screenshot_draws_the_default_models_layers(tmp_path):
     models = tmp_path / "models"
     make_package(models, "toy-mg", modality="MG", classes=("benign", "malignant"))

@@ -68,7 +68,6 @@ class AiDock(QtWidgets.QDockWidget):
             self.method_box.addItem(method.name, key)
         form.addRow("Explain by", self.method_box)
         self.layer_list = QtWidgets.QListWidget()
-        self.layer_list.setMaximumHeight(90)
         self.layer_list.setToolTip("Network layers to explain; all come from one forward and one backward pass")
         form.addRow("Layers", self.layer_list)
         self.target_box = QtWidgets.QComboBox()
@@ -140,15 +139,22 @@ class AiDock(QtWidgets.QDockWidget):
         if model is None or not explains:  # say why the list is empty rather than show an empty box
             self.layer_list.addItem("each image's model explains its own default layer" if model is None
                                     else f"{model.name} draws its own maps (no layer to choose)")
-            return
-        for label in model.explain_layers:
-            item = QtWidgets.QListWidgetItem(label)
-            item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(QtCore.Qt.CheckState.Checked if label == model.default_explain_layer
-                               else QtCore.Qt.CheckState.Unchecked)
-            self.layer_list.addItem(item)
-        for index, name in enumerate(model.classes):
-            self.target_box.addItem(name, index)
+        else:
+            for label in model.explain_layers:
+                item = QtWidgets.QListWidgetItem(label)
+                item.setFlags(item.flags() | QtCore.Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(QtCore.Qt.CheckState.Checked if label == model.default_explain_layer
+                                   else QtCore.Qt.CheckState.Unchecked)
+                self.layer_list.addItem(item)
+            for index, name in enumerate(model.classes):
+                self.target_box.addItem(name, index)
+        self._fit_layer_list()
+
+    def _fit_layer_list(self, most_rows: int = 4) -> None:
+        """As tall as its rows (up to `most_rows`, then it scrolls): a one-line note must not take the height
+        the layer controls below need on a laptop screen."""
+        rows = min(max(self.layer_list.count(), 1), most_rows)
+        self.layer_list.setFixedHeight(rows * self.layer_list.sizeHintForRow(0) + 2 * self.layer_list.frameWidth())
 
     def show_model_card(self) -> None:
         from app.ui.model_card_dialog import ModelCardDialog

@@ -98,14 +98,15 @@ class LayerPanel(QtWidgets.QScrollArea):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Expanding)
         self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # rows shrink instead
-        self.setMinimumHeight(8 * self.fontMetrics().height())  # one layer's controls stay in sight
         self._body = QtWidgets.QWidget()
         self._rows = QtWidgets.QVBoxLayout(self._body)
         self._rows.setContentsMargins(2, 2, 2, 2)
         self._rows.addStretch(1)
         self.setWidget(self._body)
         self.controls: list[LayerControls] = []
+        self.setMinimumHeight(self._least_height())
         self.empty_label = QtWidgets.QLabel("No AI layers yet: run a model (Ctrl+R).")
         self.empty_label.setWordWrap(True)
         self._rows.insertWidget(0, self.empty_label)
@@ -119,3 +120,10 @@ class LayerPanel(QtWidgets.QScrollArea):
         for index, control in enumerate(self.controls):
             self._rows.insertWidget(index, control)
         self.empty_label.setVisible(not layers)
+        self.setMinimumHeight(self._least_height())
+
+    def _least_height(self) -> int:
+        """Room for the tallest layer's controls, colour bar and range included, whatever else the dock holds."""
+        tallest = max((control.sizeHint().height() for control in self.controls), default=0)
+        margins = self._rows.contentsMargins()
+        return max(8 * self.fontMetrics().height(), tallest + margins.top() + margins.bottom() + 2 * self.frameWidth())

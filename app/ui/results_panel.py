@@ -22,7 +22,8 @@ class ResultsPanel(QtWidgets.QScrollArea):
         self.setWidgetResizable(True)
         self.setFrameShape(QtWidgets.QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Preferred)
+        # no taller than what it shows: height left over goes to the layer controls below it
+        self.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Maximum)
         self._layout = QtWidgets.QVBoxLayout(body)
         self._layout.setContentsMargins(4, 4, 4, 4)
         self.title = QtWidgets.QLabel()
@@ -55,7 +56,8 @@ class ResultsPanel(QtWidgets.QScrollArea):
         body, width = self.widget(), self.viewport().width()
         wanted = body.sizeHint()
         height = body.heightForWidth(width) if body.hasHeightForWidth() and width > 0 else -1  # wrapped lines
-        return QtCore.QSize(wanted.width(), max(height, wanted.height()) + 2 * self.frameWidth())
+        # at its real width: the plain hint wraps the lines narrower and asked for ~40 px more than it shows
+        return QtCore.QSize(wanted.width(), (height if height > 0 else wanted.height()) + 2 * self.frameWidth())
 
     def minimumSizeHint(self) -> QtCore.QSize:
         return QtCore.QSize(super().minimumSizeHint().width(), 4 * self.fontMetrics().height())
