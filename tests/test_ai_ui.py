@@ -54,6 +54,16 @@ def run_ai_and_wait(qtbot, window) -> None:
         window.actions["run_ai"].trigger()
 
 
+def result_on_the_one_image(qtbot, window, study: Path):
+    """Opens a one-image study, runs the AI, makes its viewport active; its result and its layers."""
+    open_study(qtbot, window, study)
+    run_ai_and_wait(qtbot, window)
+    viewport = next(v for v in window.study_view.viewports if v.state is not None)
+    window.study_view.activate(viewport)
+    result = window.session.results[viewport.state.image.info.identity]
+    return result, window.session.layers.for_image(result.image_identity)
+
+
 def slow_engine(monkeypatch, seconds: float) -> list[str]:
     """Every run takes `seconds` longer; returns the identities it ran on."""
     calls, real_run = [], InferenceEngine.run
@@ -146,12 +156,7 @@ def test_a_broken_model_is_a_message_in_the_window(qtbot, ai_window, tmp_path, m
 def test_exports_the_view_as_png_and_the_mask_as_dicom_seg(qtbot, ai_window, tmp_path):
     highdicom = pytest.importorskip("highdicom")
     study = ultrasound_study(tmp_path / "ot", 1, modality="OT")  # only the segmentation model claims OT
-    open_study(qtbot, ai_window, study)
-    run_ai_and_wait(qtbot, ai_window)
-    viewport = ai_window.study_view.viewports[0]
-    ai_window.study_view.activate(viewport)
-    result = ai_window.session.results[viewport.state.image.info.identity]
-    mask_layer = ai_window.session.layers.for_image(result.image_identity)[0]
+    result, (mask_layer,) = result_on_the_one_image(qtbot, ai_window, study)
     mask_layer.threshold = float(np.median(result.mask))  # what the reader sees is what is exported
     png = ai_window.export_view(tmp_path / "view.png")
     assert png is not None and not QtGui.QImage(str(png)).isNull()
@@ -177,13 +182,8 @@ def masked_models(tmp_path, monkeypatch):
 def test_a_classifier_with_a_lesion_mask_shows_both_and_exports_the_mask_as_the_reader_set_it(
         qtbot, masked_models, main_window, tmp_path):
     highdicom = pytest.importorskip("highdicom")
-    open_study(qtbot, main_window, ultrasound_study(tmp_path / "us", 1))
-    run_ai_and_wait(qtbot, main_window)
-    viewport = next(v for v in main_window.study_view.viewports if v.state is not None)
-    main_window.study_view.activate(viewport)
-    result = main_window.session.results[viewport.state.image.info.identity]
+    result, layers = result_on_the_one_image(qtbot, main_window, ultrasound_study(tmp_path / "us", 1))
     assert result.model_key == "toy-us-cls@0.0.1" and result.probabilities is not None
-    layers = main_window.session.layers.for_image(result.image_identity)
     assert [layer.kind for layer in layers] == ["heatmap", "mask"]
     layers[1].threshold = float(np.median(result.mask))
     texts = [w.text() for w in main_window.ai.results_panel.bars.findChildren(QtWidgets.QLabel)]
@@ -200,9 +200,7 @@ def test_on_a_laptop_screen_every_layer_control_is_in_view_beside_the_result(qtb
     all show without scrolling (the Layers list took 90 px for a one-line note, and the results panel
     asked for ~40 px more than it drew)."""
     main_window.resize(1366, 768)
-    open_study(qtbot, main_window, ultrasound_study(tmp_path / "us", 1))
-    run_ai_and_wait(qtbot, main_window)
-    main_window.study_view.activate(next(v for v in main_window.study_view.viewports if v.state is not None))
+    result_on_the_one_image(qtbot, main_window, ultrasound_study(tmp_path / "us", 1))
     qtbot.wait(100)
     results, layers = main_window.ai.results_panel, main_window.ai.layer_panel
     assert [c.layer.kind for c in layers.controls] == ["heatmap", "mask"]
@@ -235,12 +233,7 @@ def test_run_ai_screenshot_draws_the_default_models_layers(tmp_path):
 
 def test_the_panel_states_the_mask_at_the_threshold_the_reader_set(qtbot, ai_window, tmp_path):
     study = ultrasound_study(tmp_path / "ot", 1, modality="OT")  # only the segmentation model claims OT
-    open_study(qtbot, ai_window, study)
-    run_ai_and_wait(qtbot, ai_window)
-    viewport = ai_window.study_view.viewports[0]
-    ai_window.study_view.activate(viewport)
-    result = ai_window.session.results[viewport.state.image.info.identity]
-    mask_layer = ai_window.session.layers.for_image(result.image_identity)[0]
+    result, (mask_layer,) = result_on_the_one_image(qtbot, ai_window, study)
     assert result.threshold == 0.5
     mask_layer.threshold = 0.9
     area = float((result.mask >= mask_layer.threshold).mean()) * 100
